@@ -1,0 +1,1 @@
+"""Normalization: source records -> the canonical staged tables (reports, drugs, reactions)."""
