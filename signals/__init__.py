@@ -1,0 +1,32 @@
+"""Signal statistics engine: disproportionality measures for drug x event pairs.
+
+Modules:
+    contingency -- 2x2 tables, expected counts, report counting (openEBGM ``processRaw``).
+    measures    -- PRR, ROR, Yates chi-square, IC variants and ``score_table``.
+    ebgm        -- MGPS two-gamma prior fit and EBGM / EB05 / EB95 posterior scores.
+    rules       -- configurable signal rules (Evans, EMA, WHO-UMC, FDA) and flags.
+    trend       -- cumulative-by-quarter scores and first signal quarter per rule.
+    cli         -- ``pv signals`` command.
+
+Conventions for zero cells are documented in docs/signals.md.
+"""
+
+SCORE_COLUMNS: tuple[str, ...] = (
+    "drug",
+    "event",
+    "n",
+    "e",
+    "prr",
+    "prr_lower",
+    "prr_upper",
+    "chi2",
+    "ror",
+    "ror_lower",
+    "ror_upper",
+    "ic",
+    "ic025",
+    "ic975",
+    "ebgm",
+    "eb05",
+    "eb95",
+)
