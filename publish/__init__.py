@@ -1,0 +1,1 @@
+"""Publish: the stable tables dashboards read (signals, claims, runs) and the DuckDB warehouse views."""

@@ -1,0 +1,1 @@
+"""Reports: the weekly claim-by-claim evidence report (HTML and Markdown)."""
