@@ -1,0 +1,489 @@
+"""Extraction of raw openFDA responses into the raw stage, resumable and reusable.
+
+Layout (see docs/extractor.md):
+    raw/drug=<drug>/window=<start>_<end>/            extract_window
+    raw/drug=<drug>/history=<last_updated>/          extract_history
+    raw/drug=<drug>/background/end=<end>/last_updated=<v>/   extract_background_counts
+each with pages/page-NNNNN.json.gz (the response body exactly as received, gzip with mtime 0) and
+manifest.json. Work happens in a sibling `.<name>.inprogress/` directory holding progress.json (the
+next-page cursor); a killed task resumes there, and the directory becomes the partition in one
+rename when every page is in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from extractors.openfda.client import ApiResponse, DrugEventClient, LiveClient, make_client
+from extractors.openfda.query import (
+    REACTION_FIELD,
+    drug_search,
+    load_drug_config,
+    reactions_any,
+    received_before,
+    window_days,
+    window_search,
+)
+from pv.settings import Settings
+from pv.storage import atomic_write_bytes, atomic_write_json, partition_dir, window_key
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 1000
+COUNT_LIMIT = 1000
+TERM_BATCH = 40
+MANIFEST = "manifest.json"
+PROGRESS = "progress.json"
+FORMAT_VERSION = 1
+
+
+class ExtractionError(RuntimeError):
+    """The raw data fetched does not match what openFDA said it would be."""
+
+
+class DataVersionChanged(ExtractionError):
+    """meta.last_updated changed between pages: the pages belong to two different data versions."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """Deterministic gzip (mtime 0), so an identical response gives an identical file."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _promote(work: Path, final: Path) -> None:
+    """Make the finished work dir the partition in one rename, replacing any older one."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
+        os.replace(final, old)
+    os.replace(work, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _work_dir(final: Path) -> Path:
+    return final.with_name(f".{final.name}.inprogress")
+
+
+def _limiter_of(client: DrugEventClient):
+    return client.limiter if isinstance(client, LiveClient) else None
+
+
+def _meta(response: ApiResponse, what: str) -> dict[str, Any]:
+    document = response.json()
+    meta = document.get("meta")
+    if not isinstance(meta, dict) or "last_updated" not in meta:
+        raise ExtractionError(f"{what}: response has no meta.last_updated [{response.url_redacted}]")
+    return meta
+
+
+def probe(client: DrugEventClient, search: str | None = None) -> tuple[str | None, int]:
+    """(meta.last_updated, meta.results.total) from one limit=0 request; 404 -> (None, 0)."""
+    params = {"limit": "0"}
+    if search:
+        params = {"search": search, "limit": "0"}
+    response = client.get(params)
+    if response.status == 404:
+        return None, 0
+    meta = _meta(response, "limit=0 probe")
+    return str(meta["last_updated"]), int(meta["results"]["total"])
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    directory: Path
+    manifest: dict[str, Any]
+    reused: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# Paged search into a partition
+
+
+def _page_name(number: int) -> str:
+    return f"page-{number:05d}.json.gz"
+
+
+def fetch_search(
+    client: DrugEventClient,
+    search: str,
+    final: Path,
+    *,
+    describe: dict[str, Any],
+    expected_last_updated: str | None = None,
+) -> FetchResult:
+    """Page through every report matching `search` (limit=1000, Link/search_after) into `final`.
+
+    Resumes from `.inprogress/progress.json` when the query matches; restarts when the data version
+    changed underneath. Raises ExtractionError when the reports stored differ from meta.results.total.
+    """
+    work = _work_dir(final)
+    progress = _read_json(work / PROGRESS)
+    if progress is not None and (progress.get("query") != search or progress.get("format") != FORMAT_VERSION):
+        progress = None
+    if progress is not None and expected_last_updated and progress.get("last_updated") not in (None, expected_last_updated):
+        progress = None
+    if progress is None:
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "pages").mkdir(parents=True)
+        progress = {
+            "format": FORMAT_VERSION,
+            "query": search,
+            "started_at": _now(),
+            "last_updated": None,
+            "total": None,
+            "pages": [],
+            "next_params": {"search": search, "limit": str(PAGE_LIMIT)},
+            "done": False,
+        }
+    else:
+        log.info("resuming %s after page %d", final, len(progress["pages"]))
+
+    first_url: str | None = progress.get("first_url")
+    while not progress["done"]:
+        params = progress["next_params"]
+        response = client.get(params)
+        number = len(progress["pages"]) + 1
+        fetched = sum(p["records"] for p in progress["pages"])
+        if response.status == 404:
+            if number == 1:
+                progress.update(total=0, done=True, first_url=response.url_redacted)
+                first_url = response.url_redacted
+                break
+            if fetched == progress["total"]:  # a full last page still carries a Link; its target is empty
+                progress["done"] = True
+                break
+            raise ExtractionError(
+                f"page {number} of {search!r} answered 404 after {fetched} of {progress['total']} reports "
+                f"[{response.url_redacted}]"
+            )
+        document = response.json()
+        meta = document["meta"]
+        last_updated = str(meta["last_updated"])
+        if progress["last_updated"] is None:
+            progress["last_updated"] = last_updated
+        elif last_updated != progress["last_updated"]:
+            shutil.rmtree(work, ignore_errors=True)
+            raise DataVersionChanged(
+                f"meta.last_updated changed from {progress['last_updated']} to {last_updated} at page {number} "
+                f"of {search!r}; the partial extraction was discarded, rerun to fetch the new version"
+            )
+        if expected_last_updated and last_updated != expected_last_updated:
+            shutil.rmtree(work, ignore_errors=True)
+            raise DataVersionChanged(
+                f"probe said meta.last_updated {expected_last_updated} but page {number} says {last_updated}"
+            )
+        total = int(meta["results"]["total"])
+        if progress["total"] is None:
+            progress["total"] = total
+            limiter = _limiter_of(client)
+            if limiter is not None:
+                limiter.ensure_budget(max(0, math.ceil(total / PAGE_LIMIT) - 1), f"extracting {total} reports")
+        elif total != progress["total"]:
+            raise ExtractionError(
+                f"meta.results.total changed from {progress['total']} to {total} at page {number} of {search!r}"
+            )
+        records = len(document["results"])
+        atomic_write_bytes(work / "pages" / _page_name(number), gzip_bytes(response.body))
+        if first_url is None:
+            first_url = response.url_redacted
+            progress["first_url"] = first_url
+        progress["pages"].append(
+            {
+                "file": f"pages/{_page_name(number)}",
+                "records": records,
+                "sha256": hashlib.sha256(response.body).hexdigest(),
+                "bytes": len(response.body),
+                "url": response.url_redacted,
+                "retrieved_at": _now(),
+            }
+        )
+        fetched += records
+        next_params = response.next_params()
+        progress["next_params"] = next_params
+        progress["done"] = next_params is None or fetched >= total
+        atomic_write_json(work / PROGRESS, progress)
+
+    fetched = sum(p["records"] for p in progress["pages"])
+    if fetched != progress["total"]:
+        raise ExtractionError(
+            f"fetched {fetched} reports for {search!r} but meta.results.total is {progress['total']}"
+        )
+    ids = _check_unique_ids(work, progress["pages"])
+    manifest = {
+        **describe,
+        "format": FORMAT_VERSION,
+        "query": search,
+        "url": first_url,
+        "retrieved_at": _now(),
+        "started_at": progress["started_at"],
+        "last_updated": progress["last_updated"],
+        "total": progress["total"],
+        "records": fetched,
+        "unique_safetyreportids": ids,
+        "pages": progress["pages"],
+        "complete": True,
+    }
+    atomic_write_json(work / MANIFEST, manifest)
+    (work / PROGRESS).unlink(missing_ok=True)
+    _promote(work, final)
+    return FetchResult(final, manifest, reused=False)
+
+
+def _check_unique_ids(work: Path, pages: list[dict[str, Any]]) -> int:
+    seen: dict[str, str] = {}
+    for page in pages:
+        with gzip.open(work / page["file"], "rb") as handle:
+            results = json.load(handle)["results"]
+        for position, report in enumerate(results):
+            rid = report.get("safetyreportid")
+            if rid is None:
+                raise ExtractionError(f"{page['file']} results[{position}]: report has no safetyreportid")
+            if rid in seen:
+                raise ExtractionError(
+                    f"safetyreportid {rid} appears in both {seen[rid]} and {page['file']}; paging overlapped"
+                )
+            seen[rid] = page["file"]
+    return len(seen)
+
+
+def completed_manifest(final: Path, search: str | None = None) -> dict[str, Any] | None:
+    manifest = _read_json(final / MANIFEST)
+    if not manifest or not manifest.get("complete"):
+        return None
+    if search is not None and manifest.get("query") != search:
+        return None
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# The three extractions the DAG calls
+
+
+def extract_window(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    *,
+    refresh: bool = False,
+    client: DrugEventClient | None = None,
+) -> Path:
+    """Every report of the watched drug received in [start, end) (days start.date()..end.date()-1).
+
+    A completed partition for the same query is reused unless `refresh` (or settings.refresh) is set or
+    openFDA's meta.last_updated moved on (checked with one limit=0 request).
+    """
+    client = client or make_client(settings)
+    drug = load_drug_config(settings)
+    search = window_search(drug, start, end)
+    final = partition_dir(settings.data_dir, "raw", settings.drug, start, end)
+    first, last = window_days(start, end)
+    if not (refresh or settings.refresh):
+        manifest = completed_manifest(final, search)
+        if manifest is not None and manifest.get("last_updated") is not None:
+            current, _ = probe(client)
+            if current == manifest["last_updated"]:
+                log.info("reusing %s (last_updated %s)", final, current)
+                return final
+    describe = {
+        "kind": "window",
+        "drug": settings.drug,
+        "source": settings.source,
+        "window": {"start": start.isoformat(), "end": end.isoformat(), "key": window_key(start, end)},
+        "receivedate": {"first": f"{first:%Y%m%d}", "last": f"{last:%Y%m%d}"},
+    }
+    fetch_search(client, search, final, describe=describe)
+    return final
+
+
+def history_dir(settings: Settings, last_updated: str) -> Path:
+    return Path(settings.data_dir) / "raw" / f"drug={settings.drug}" / f"history={last_updated}"
+
+
+def extract_history(settings: Settings, end: datetime, *, client: DrugEventClient | None = None) -> Path:
+    """All of the drug's reports in the current data version, fetched once per meta.last_updated.
+
+    openFDA refreshes quarterly, so weekly and backfill runs share one download; callers keep the
+    reports with receivedate < end (the partition holds every receivedate).
+    """
+    client = client or make_client(settings)
+    search = drug_search(load_drug_config(settings))
+    last_updated, total = probe(client, search)
+    if last_updated is None:
+        last_updated, _ = probe(client)
+    if last_updated is None:
+        raise ExtractionError("openFDA returned no meta.last_updated for the whole dataset")
+    final = history_dir(settings, last_updated)
+    if not settings.refresh and completed_manifest(final, search) is not None:
+        log.info("reusing history %s", final)
+        return final
+    first, last = window_days(datetime(1900, 1, 1, tzinfo=UTC), end)
+    describe = {
+        "kind": "history",
+        "drug": settings.drug,
+        "source": settings.source,
+        "requested_end": end.isoformat(),
+        "note": "all receivedates of this data version; filter receivedate <= "
+        f"{last:%Y%m%d} (i.e. before {end.isoformat()}) locally",
+        "probe_total": total,
+    }
+    result = fetch_search(client, search, final, describe=describe, expected_last_updated=last_updated)
+    return result.directory
+
+
+def background_dir(settings: Settings, end: datetime, last_updated: str) -> Path:
+    return (
+        Path(settings.data_dir) / "raw" / f"drug={settings.drug}" / "background"
+        / f"end={end:%Y-%m-%dT%H%M}" / f"last_updated={last_updated}"
+    )
+
+
+def _batches(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def extract_background_counts(
+    settings: Settings,
+    end: datetime,
+    terms: Iterable[str],
+    *,
+    client: DrugEventClient | None = None,
+) -> Path:
+    """counts.json with total_reports, drug_total and event_counts for reports received before end.
+
+    event_counts come from one count request (top 1000 reaction terms) plus, for requested terms not
+    in it, count requests restricted to reports carrying any term of a batch: within that restriction
+    a batch term's own bucket counts every report that has it, so it is exact. Terms still missing
+    (crowded out of the top 1000 by co-reported terms) are re-batched in halves; a single term falls
+    back to a limit=0 search. Raw responses are kept gzip-compressed in counts/.
+    """
+    client = client or make_client(settings)
+    wanted = sorted({str(t) for t in terms if str(t).strip()})
+    before = received_before(end)
+    drug = load_drug_config(settings)
+    drug_before = f"{drug_search(drug)} AND {before}"
+
+    responses: list[tuple[str, ApiResponse]] = []
+
+    def call(name: str, params: dict[str, str]) -> ApiResponse:
+        response = client.get(params)
+        responses.append((name, response))
+        return response
+
+    first = call("total_reports", {"search": before, "limit": "0"})
+    if first.status == 404:
+        last_updated, _ = probe(client)
+        total_reports = 0
+    else:
+        meta = _meta(first, "total_reports")
+        last_updated, total_reports = str(meta["last_updated"]), int(meta["results"]["total"])
+    if last_updated is None:
+        raise ExtractionError("openFDA returned no meta.last_updated for the whole dataset")
+    final = background_dir(settings, end, last_updated)
+    cached = _read_json(final / "counts.json")
+    if cached and cached.get("complete") and set(wanted) <= set(cached.get("event_counts", {})) and not settings.refresh:
+        log.info("reusing background counts %s", final)
+        return final / "counts.json"
+
+    response = call("drug_total", {"search": drug_before, "limit": "0"})
+    drug_total = 0 if response.status == 404 else int(response.json()["meta"]["results"]["total"])
+
+    counts: dict[str, int] = {}
+    top: dict[str, int] = {}
+    response = call("top_terms", {"search": before, "count": REACTION_FIELD, "limit": str(COUNT_LIMIT)})
+    if response.status == 200:
+        top = {str(r["term"]): int(r["count"]) for r in response.json()["results"]}
+    for term in wanted:
+        if term in top:
+            counts[term] = top[term]
+    pending = [t for t in wanted if t not in counts]
+    queue = _batches(pending, TERM_BATCH)
+    batch_number = 0
+    while queue:
+        batch = queue.pop(0)
+        batch_number += 1
+        if len(batch) == 1:
+            response = call(f"term-{batch_number:04d}", {
+                "search": f"{before} AND {reactions_any(batch)}", "limit": "0"})
+            counts[batch[0]] = 0 if response.status == 404 else int(response.json()["meta"]["results"]["total"])
+            continue
+        response = call(f"batch-{batch_number:04d}", {
+            "search": f"{before} AND {reactions_any(batch)}",
+            "count": REACTION_FIELD,
+            "limit": str(COUNT_LIMIT),
+        })
+        if response.status == 404:
+            counts.update(dict.fromkeys(batch, 0))
+            continue
+        buckets = {str(r["term"]): int(r["count"]) for r in response.json()["results"]}
+        results = response.json()["results"]
+        full = len(results) >= COUNT_LIMIT
+        missing = []
+        for term in batch:
+            if term in buckets:
+                counts[term] = buckets[term]
+            elif not full:  # every co-reported term fitted, so an absent batch term has no reports
+                counts[term] = 0
+            else:
+                missing.append(term)
+        if missing:
+            half = max(1, math.ceil(len(missing) / 2))
+            queue[0:0] = _batches(missing, half)
+
+    work = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    (work / "counts").mkdir(parents=True)
+    files = []
+    for position, (name, resp) in enumerate(responses, start=1):
+        filename = f"counts/{position:04d}-{name}.json.gz"
+        atomic_write_bytes(work / filename, gzip_bytes(resp.body))
+        files.append({
+            "file": filename, "status": resp.status, "url": resp.url_redacted,
+            "sha256": hashlib.sha256(resp.body).hexdigest(),
+        })
+    summary = {
+        "format": FORMAT_VERSION,
+        "drug": settings.drug,
+        "source": settings.source,
+        "end": end.isoformat(),
+        "search_total_reports": before,
+        "search_drug_total": drug_before,
+        "last_updated": last_updated,
+        "retrieved_at": _now(),
+        "total_reports": total_reports,
+        "drug_total": drug_total,
+        "event_counts": {t: counts[t] for t in wanted},
+        "top_terms_returned": len(top),
+        "responses": files,
+        "complete": True,
+    }
+    atomic_write_json(work / "counts.json", summary)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _promote(work, final)
+    return final / "counts.json"
