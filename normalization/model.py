@@ -80,11 +80,12 @@ QUARANTINE_COLUMNS: dict[str, str] = {
     "reason": "string",
     "source_file": "string",
     "line_number": "Int64",
+    "action": "string",  # rejected (row kept out of the stage) | nulled (value set to null, row kept)
 }
 
 
 def empty_table(name: str) -> pd.DataFrame:
-    columns = TABLES[name] if name in TABLES else QUARANTINE_COLUMNS
+    columns = TABLES.get(name, QUARANTINE_COLUMNS)
     return pd.DataFrame({col: pd.Series([], dtype=dtype) for col, dtype in columns.items()})
 
 
