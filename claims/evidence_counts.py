@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from claims.catalog import ClaimCatalog
@@ -27,9 +27,9 @@ def pt_spellings(pts: list[str]) -> list[str]:
 
 
 def group_search(pts: list[str], end: datetime) -> str:
-    last_day = (end.date() - timedelta(days=1)).strftime("%Y%m%d")
-    terms = " ".join(f'"{term}"' for term in pt_spellings(pts))
-    return f"receivedate:[19000101 TO {last_day}] AND patient.reaction.reactionmeddrapt.exact:({terms})"
+    from extractors.openfda.query import reactions_any, received_before
+
+    return f"{received_before(end)} AND {reactions_any(pt_spellings(pts))}"
 
 
 def _total(body: bytes, status: int, search: str) -> int:

@@ -46,5 +46,5 @@ def run_week(start: datetime, conf: dict | None = None):
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    dag = bag.get_dag(DAG_ID)
+    dag = bag.dags[DAG_ID]
     return dag.test(logical_date=start, run_conf=conf or None)

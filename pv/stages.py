@@ -8,6 +8,7 @@ Nothing here imports Airflow, so every stage runs and is tested without a schedu
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -179,10 +180,10 @@ def normalize(settings: Settings, start: datetime, end: datetime, extracted: dic
     from extractors.openfda.query import load_drug_config
     from normalization.openfda import normalize_openfda_reports
 
-    drug_config = load_drug_config(settings)
+    drug_config = dataclasses.asdict(load_drug_config(settings))
     data_version = str(extracted["data_version"])
     source = _source_name(settings)
-    cutoff = last_day_before(end)
+    cutoff = last_day_before(end)  # the day before end, as extractors.openfda.query.received_before
     window_batch = normalize_openfda_reports(
         iter_raw_records(Path(extracted["window_dir"])), source=source, data_version=data_version, drug_config=drug_config
     )
@@ -205,7 +206,7 @@ def normalize(settings: Settings, start: datetime, end: datetime, extracted: dic
         atomic_write_csv(scratch / "claim_group_counts.csv", group_counts)
         atomic_write_json(
             scratch / "stats.json",
-            {"window": window_batch.stats, "cumulative": cumulative_batch.stats, "data_version": data_version},
+            {"new": window_batch.stats, "cumulative": cumulative_batch.stats, "data_version": data_version},
         )
     return {
         "staged_dir": str(staged),
@@ -307,29 +308,6 @@ def _utc(moment: datetime) -> pd.Timestamp:
 # --------------------------------------------------------------------------------------- validation
 
 
-def raw_reports_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per raw record with the fields the raw suite checks, values as received (strings)."""
-    rows = []
-    for record in records:
-        patient = record.get("patient") or {}
-        rows.append(
-            {
-                "safetyreportid": record.get("safetyreportid"),
-                "safetyreportversion": record.get("safetyreportversion"),
-                "receivedate": record.get("receivedate"),
-                "serious": record.get("serious"),
-                "patientsex": patient.get("patientsex"),
-                "patientonsetage": patient.get("patientonsetage"),
-                "patientonsetageunit": patient.get("patientonsetageunit"),
-                "n_reactions": len(patient.get("reaction") or []),
-                "n_drugs": len(patient.get("drug") or []),
-            }
-        )
-    columns = ["safetyreportid", "safetyreportversion", "receivedate", "serious", "patientsex",
-               "patientonsetage", "patientonsetageunit", "n_reactions", "n_drugs"]
-    return pd.DataFrame(rows, columns=columns)
-
-
 def _validation_dir(settings: Settings, start: datetime, end: datetime) -> Path:
     return partition_dir(settings.data_dir, "validation", settings.drug, start, end)
 
@@ -338,21 +316,30 @@ def _outcome_summary(name: str, outcome: Any) -> dict[str, Any]:
     return {
         "dataset": name,
         "success": bool(outcome.success),
-        "evaluated": int(outcome.evaluated),
-        "critical": [str(f) for f in outcome.critical_failures],
-        "warnings": [str(w) for w in outcome.warnings],
+        "evaluated": int(outcome.counts.get("evaluated", 0)),
+        "rows": int(outcome.counts.get("rows", 0)),
+        "critical": [f.describe() for f in outcome.critical_failures],
+        "warnings": [w.describe() for w in outcome.warnings],
         "result_path": str(outcome.result_path),
     }
+
+
+def _window_context(start: datetime, end: datetime) -> dict[str, Any]:
+    """receivedate is a day: the window [start, end) holds the days start.date() .. end.date() - 1."""
+    from extractors.openfda.query import window_days
+
+    first, last = window_days(start, end)
+    return {"window_start": pd.Timestamp(first), "window_end": pd.Timestamp(last) + pd.Timedelta(days=1)}
 
 
 def validate_raw(settings: Settings, start: datetime, end: datetime, extracted: dict[str, Any]) -> dict[str, Any]:
     """Check the window's raw reports as fetched; a critical failure stops the run here."""
     from expectations.runner import validate_dataset
+    from normalization.openfda import raw_reports_frame
 
-    records = list(iter_raw_records(Path(extracted["window_dir"])))
-    frame = raw_reports_frame(records)
-    result_dir = _validation_dir(settings, start, end) / "raw"
-    context = {"window_start": start, "window_end": end, "stage": "raw"}
+    frame = raw_reports_frame(iter_raw_records(Path(extracted["window_dir"])))
+    result_dir = _validation_dir(settings, start, end)
+    context = {**_window_context(start, end), "expected_rows": int(extracted["new_reports"])}
     outcome = validate_dataset("raw_reports", frame, context=context, result_dir=result_dir)
     summary = _outcome_summary("raw_reports", outcome)
     atomic_write_json(result_dir / "summary.json", summary)
@@ -365,15 +352,18 @@ def validate_normalized(settings: Settings, start: datetime, end: datetime, norm
     from expectations.runner import build_data_docs, validate_dataset
 
     validation_dir = _validation_dir(settings, start, end)
-    summaries = []
-    outcomes = []
     stats = json.loads((Path(normalized["staged_dir"]) / "stats.json").read_text(encoding="utf-8"))
-    for prefix in ("new", "cumulative"):
+    expected = {"reports": "reports_out", "drugs": "drugs", "reactions": "reactions"}
+    summaries, outcomes = [], []
+    # The cumulative tables feed the statistics: their results sit beside raw_reports.json and make up
+    # the Data Docs. The window's new tables are checked against the window in new/.
+    for prefix, result_dir, window in (
+        ("cumulative", validation_dir, {"min_receivedate": pd.Timestamp("1900-01-01"), "max_receivedate": pd.Timestamp(end.date())}),
+        ("new", validation_dir / "new", _window_context(start, end)),
+    ):
         tables = read_staged(normalized["staged_dir"], prefix)
-        window = {"window_start": start, "window_end": end} if prefix == "new" else {"received_before": end}
         for name in TABLE_NAMES:
-            context = {**window, "stage": f"normalized_{prefix}", "stats": stats["window" if prefix == "new" else "cumulative"]}
-            result_dir = validation_dir / prefix
+            context = {**window, "expected_rows": int(stats[prefix][expected[name]])}
             outcome = validate_dataset(name, tables[name], context=context, result_dir=result_dir)
             outcomes.append(outcome)
             summaries.append(_outcome_summary(f"{prefix}_{name}", outcome))
