@@ -141,7 +141,12 @@ class ApiResponse:
         return next((v for k, v in self.headers.items() if k.lower() == wanted), None)
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The parsed body, parsed once (pages are ~1 MB)."""
+        cached = self.__dict__.get("_parsed")
+        if cached is None:
+            cached = json.loads(self.body)
+            object.__setattr__(self, "_parsed", cached)
+        return cached
 
     def next_params(self) -> dict[str, str] | None:
         """Query parameters of the `Link: <...>; rel="next"` URL, without any api_key."""
@@ -167,10 +172,11 @@ def _error_message(body: bytes) -> str:
         return body[:200].decode("utf-8", "replace")
 
 
-def _is_answer(status: int, body: bytes) -> bool:
+def _is_answer(response: ApiResponse) -> bool:
     """A complete JSON answer: 200 with meta, or a 404 NOT_FOUND error body."""
+    status = response.status
     try:
-        document = json.loads(body)
+        document = response.json()
     except ValueError:
         return False
     if not isinstance(document, dict):
@@ -294,8 +300,9 @@ class LiveClient:
                 reason = redact(f"{type(exc).__name__}: {exc}")
             else:
                 status = response.status_code
-                if status in (200, 404) and _is_answer(status, body):
-                    return ApiResponse(status, dict(response.headers), body, shown)
+                answer = ApiResponse(status, dict(response.headers), body, shown)
+                if status in (200, 404) and _is_answer(answer):
+                    return answer
                 if status == 400:
                     raise OpenFDABadRequest(redact(_error_message(body)), shown) from None
                 if status in (200, 404):

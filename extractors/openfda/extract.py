@@ -12,6 +12,7 @@ rename when every page is in.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
@@ -20,7 +21,8 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +92,22 @@ def _promote(work: Path, final: Path) -> None:
 
 def _work_dir(final: Path) -> Path:
     return final.with_name(f".{final.name}.inprogress")
+
+
+@contextmanager
+def partition_lock(final: Path) -> Iterator[None]:
+    """One extraction per partition at a time, across processes.
+
+    Concurrent backfill runs share the history partition, and Airflow may start a retry while a
+    zombie attempt still runs; both would otherwise write into the same in-progress directory.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.with_name(f".{final.name}.lock"), "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _limiter_of(client: DrugEventClient):
@@ -167,6 +185,7 @@ def fetch_search(
         log.info("resuming %s after page %d", final, len(progress["pages"]))
 
     first_url: str | None = progress.get("first_url")
+    ids_by_page: dict[str, list[str]] = {}
     while not progress["done"]:
         params = progress["next_params"]
         response = client.get(params)
@@ -211,6 +230,7 @@ def fetch_search(
                 f"meta.results.total changed from {progress['total']} to {total} at page {number} of {search!r}"
             )
         records = len(document["results"])
+        ids_by_page[_page_name(number)] = _report_ids(document["results"], f"page {number}")
         atomic_write_bytes(work / "pages" / _page_name(number), gzip_bytes(response.body))
         if first_url is None:
             first_url = response.url_redacted
@@ -236,7 +256,7 @@ def fetch_search(
         raise ExtractionError(
             f"fetched {fetched} reports for {search!r} but meta.results.total is {progress['total']}"
         )
-    ids = _check_unique_ids(work, progress["pages"])
+    ids = _check_unique_ids(work, progress["pages"], ids_by_page)
     manifest = {
         **describe,
         "format": FORMAT_VERSION,
@@ -257,15 +277,27 @@ def fetch_search(
     return FetchResult(final, manifest, reused=False)
 
 
-def _check_unique_ids(work: Path, pages: list[dict[str, Any]]) -> int:
+def _report_ids(results: list[dict[str, Any]], where: str) -> list[str]:
+    ids = []
+    for position, report in enumerate(results):
+        rid = report.get("safetyreportid") if isinstance(report, dict) else None
+        if rid is None:
+            raise ExtractionError(f"{where} results[{position}]: report has no safetyreportid")
+        ids.append(str(rid))
+    return ids
+
+
+def _check_unique_ids(work: Path, pages: list[dict[str, Any]], known: dict[str, list[str]]) -> int:
+    """No report twice across pages (overlapping cursors would double-count); pages of an earlier
+    attempt are read back from disk."""
     seen: dict[str, str] = {}
     for page in pages:
-        with gzip.open(work / page["file"], "rb") as handle:
-            results = json.load(handle)["results"]
-        for position, report in enumerate(results):
-            rid = report.get("safetyreportid")
-            if rid is None:
-                raise ExtractionError(f"{page['file']} results[{position}]: report has no safetyreportid")
+        name = Path(page["file"]).name
+        ids = known.get(name)
+        if ids is None:
+            with gzip.open(work / page["file"], "rb") as handle:
+                ids = _report_ids(json.load(handle)["results"], page["file"])
+        for rid in ids:
             if rid in seen:
                 raise ExtractionError(
                     f"safetyreportid {rid} appears in both {seen[rid]} and {page['file']}; paging overlapped"
@@ -305,13 +337,6 @@ def extract_window(
     search = window_search(drug, start, end)
     final = partition_dir(settings.data_dir, "raw", settings.drug, start, end)
     first, last = window_days(start, end)
-    if not (refresh or settings.refresh):
-        manifest = completed_manifest(final, search)
-        if manifest is not None and manifest.get("last_updated") is not None:
-            current, _ = probe(client)
-            if current == manifest["last_updated"]:
-                log.info("reusing %s (last_updated %s)", final, current)
-                return final
     describe = {
         "kind": "window",
         "drug": settings.drug,
@@ -319,7 +344,15 @@ def extract_window(
         "window": {"start": start.isoformat(), "end": end.isoformat(), "key": window_key(start, end)},
         "receivedate": {"first": f"{first:%Y%m%d}", "last": f"{last:%Y%m%d}"},
     }
-    fetch_search(client, search, final, describe=describe)
+    with partition_lock(final):
+        if not (refresh or settings.refresh):
+            manifest = completed_manifest(final, search)
+            if manifest is not None and manifest.get("last_updated") is not None:
+                current, _ = probe(client)
+                if current == manifest["last_updated"]:
+                    log.info("reusing %s (last_updated %s)", final, current)
+                    return final
+        fetch_search(client, search, final, describe=describe)
     return final
 
 
@@ -341,21 +374,21 @@ def extract_history(settings: Settings, end: datetime, *, client: DrugEventClien
     if last_updated is None:
         raise ExtractionError("openFDA returned no meta.last_updated for the whole dataset")
     final = history_dir(settings, last_updated)
-    if not settings.refresh and completed_manifest(final, search) is not None:
-        log.info("reusing history %s", final)
-        return final
-    first, last = window_days(datetime(1900, 1, 1, tzinfo=UTC), end)
     describe = {
         "kind": "history",
         "drug": settings.drug,
         "source": settings.source,
-        "requested_end": end.isoformat(),
-        "note": "all receivedates of this data version; filter receivedate <= "
-        f"{last:%Y%m%d} (i.e. before {end.isoformat()}) locally",
+        "fetched_for_end": end.isoformat(),
+        "note": "every receivedate of this data version; each run keeps the reports received before its "
+        "interval end (receivedate <= end.date() - 1 day)",
         "probe_total": total,
     }
-    result = fetch_search(client, search, final, describe=describe, expected_last_updated=last_updated)
-    return result.directory
+    with partition_lock(final):
+        if not settings.refresh and completed_manifest(final, search) is not None:
+            log.info("reusing history %s", final)
+            return final
+        fetch_search(client, search, final, describe=describe, expected_last_updated=last_updated)
+    return final
 
 
 def background_dir(settings: Settings, end: datetime, last_updated: str) -> Path:
@@ -367,6 +400,32 @@ def background_dir(settings: Settings, end: datetime, last_updated: str) -> Path
 
 def _batches(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class _RecordingCaller:
+    """Sends count-phase requests, keeps every response as received, checks one data version."""
+
+    def __init__(self, client: DrugEventClient) -> None:
+        self.client = client
+        self.responses: list[tuple[str, ApiResponse]] = []
+        self.last_updated: str | None = None
+
+    def __call__(self, name: str, params: dict[str, str]) -> ApiResponse:
+        response = self.client.get(params)
+        self.responses.append((name, response))
+        if response.status == 200:
+            version = str(_meta(response, name)["last_updated"])
+            if self.last_updated is None:
+                self.last_updated = version
+            elif version != self.last_updated:
+                raise DataVersionChanged(
+                    f"meta.last_updated changed from {self.last_updated} to {version} during background counts ({name})"
+                )
+        return response
+
+    def total(self, name: str, search: str) -> int:
+        response = self(name, {"search": search, "limit": "0"})
+        return 0 if response.status == 404 else int(response.json()["meta"]["results"]["total"])
 
 
 def extract_background_counts(
@@ -382,108 +441,94 @@ def extract_background_counts(
     in it, count requests restricted to reports carrying any term of a batch: within that restriction
     a batch term's own bucket counts every report that has it, so it is exact. Terms still missing
     (crowded out of the top 1000 by co-reported terms) are re-batched in halves; a single term falls
-    back to a limit=0 search. Raw responses are kept gzip-compressed in counts/.
+    back to a limit=0 search. Raw responses are kept gzip-compressed in counts/. Terms match
+    reactionmeddrapt.exact, i.e. case-sensitively, as given.
     """
     client = client or make_client(settings)
     wanted = sorted({str(t) for t in terms if str(t).strip()})
     before = received_before(end)
-    drug = load_drug_config(settings)
-    drug_before = f"{drug_search(drug)} AND {before}"
-
-    responses: list[tuple[str, ApiResponse]] = []
-
-    def call(name: str, params: dict[str, str]) -> ApiResponse:
-        response = client.get(params)
-        responses.append((name, response))
-        return response
-
-    first = call("total_reports", {"search": before, "limit": "0"})
-    if first.status == 404:
-        last_updated, _ = probe(client)
-        total_reports = 0
-    else:
-        meta = _meta(first, "total_reports")
-        last_updated, total_reports = str(meta["last_updated"]), int(meta["results"]["total"])
-    if last_updated is None:
+    call = _RecordingCaller(client)
+    total_reports = call.total("total_reports", before)
+    if call.last_updated is None:  # nothing received before end: the version comes from the whole set
+        call("version_probe", {"limit": "0"})
+    if call.last_updated is None:
         raise ExtractionError("openFDA returned no meta.last_updated for the whole dataset")
-    final = background_dir(settings, end, last_updated)
-    cached = _read_json(final / "counts.json")
-    if cached and cached.get("complete") and set(wanted) <= set(cached.get("event_counts", {})) and not settings.refresh:
-        log.info("reusing background counts %s", final)
-        return final / "counts.json"
+    final = background_dir(settings, end, call.last_updated)
+    with partition_lock(final):
+        cached = _read_json(final / "counts.json")
+        if cached and cached.get("complete") and set(wanted) <= set(cached["event_counts"]) and not settings.refresh:
+            log.info("reusing background counts %s", final)
+            return final / "counts.json"
+        drug_before = f"{drug_search(load_drug_config(settings))} AND {before}"
+        drug_total = call.total("drug_total", drug_before)
+        top, counts = _event_counts(call, before, wanted)
+        summary = {
+            "format": FORMAT_VERSION,
+            "drug": settings.drug,
+            "source": settings.source,
+            "end": end.isoformat(),
+            "search_total_reports": before,
+            "search_drug_total": drug_before,
+            "last_updated": call.last_updated,
+            "retrieved_at": _now(),
+            "total_reports": total_reports,
+            "drug_total": drug_total,
+            "event_counts": counts,
+            "top_terms_returned": len(top),
+            "complete": True,
+        }
+        _write_counts(final, call.responses, summary)
+    return final / "counts.json"
 
-    response = call("drug_total", {"search": drug_before, "limit": "0"})
-    drug_total = 0 if response.status == 404 else int(response.json()["meta"]["results"]["total"])
 
+def _event_counts(call: _RecordingCaller, before: str, wanted: list[str]) -> tuple[dict[str, int], dict[str, int]]:
     counts: dict[str, int] = {}
     top: dict[str, int] = {}
     response = call("top_terms", {"search": before, "count": REACTION_FIELD, "limit": str(COUNT_LIMIT)})
     if response.status == 200:
         top = {str(r["term"]): int(r["count"]) for r in response.json()["results"]}
-    for term in wanted:
-        if term in top:
-            counts[term] = top[term]
-    pending = [t for t in wanted if t not in counts]
-    queue = _batches(pending, TERM_BATCH)
-    batch_number = 0
+    counts.update({t: top[t] for t in wanted if t in top})
+    queue = _batches([t for t in wanted if t not in counts], TERM_BATCH)
+    number = 0
     while queue:
         batch = queue.pop(0)
-        batch_number += 1
+        number += 1
+        search = f"{before} AND {reactions_any(batch)}"
         if len(batch) == 1:
-            response = call(f"term-{batch_number:04d}", {
-                "search": f"{before} AND {reactions_any(batch)}", "limit": "0"})
-            counts[batch[0]] = 0 if response.status == 404 else int(response.json()["meta"]["results"]["total"])
+            counts[batch[0]] = call.total(f"term-{number:04d}", search)
             continue
-        response = call(f"batch-{batch_number:04d}", {
-            "search": f"{before} AND {reactions_any(batch)}",
-            "count": REACTION_FIELD,
-            "limit": str(COUNT_LIMIT),
-        })
+        response = call(f"batch-{number:04d}", {"search": search, "count": REACTION_FIELD, "limit": str(COUNT_LIMIT)})
         if response.status == 404:
             counts.update(dict.fromkeys(batch, 0))
             continue
-        buckets = {str(r["term"]): int(r["count"]) for r in response.json()["results"]}
         results = response.json()["results"]
-        full = len(results) >= COUNT_LIMIT
+        buckets = {str(r["term"]): int(r["count"]) for r in results}
+        crowded = len(results) >= COUNT_LIMIT
         missing = []
         for term in batch:
             if term in buckets:
                 counts[term] = buckets[term]
-            elif not full:  # every co-reported term fitted, so an absent batch term has no reports
-                counts[term] = 0
-            else:
+            elif crowded:  # cut off by more frequent co-reported terms: ask again in smaller batches
                 missing.append(term)
+            else:  # every co-reported term fitted, so a batch term absent from the buckets has no reports
+                counts[term] = 0
         if missing:
-            half = max(1, math.ceil(len(missing) / 2))
-            queue[0:0] = _batches(missing, half)
+            queue[0:0] = _batches(missing, max(1, math.ceil(len(missing) / 2)))
+    return top, {t: counts[t] for t in wanted}
 
+
+def _write_counts(final: Path, responses: list[tuple[str, ApiResponse]], summary: dict[str, Any]) -> None:
     work = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
     (work / "counts").mkdir(parents=True)
     files = []
-    for position, (name, resp) in enumerate(responses, start=1):
+    for position, (name, response) in enumerate(responses, start=1):
         filename = f"counts/{position:04d}-{name}.json.gz"
-        atomic_write_bytes(work / filename, gzip_bytes(resp.body))
+        atomic_write_bytes(work / filename, gzip_bytes(response.body))
         files.append({
-            "file": filename, "status": resp.status, "url": resp.url_redacted,
-            "sha256": hashlib.sha256(resp.body).hexdigest(),
+            "file": filename,
+            "status": response.status,
+            "url": response.url_redacted,
+            "sha256": hashlib.sha256(response.body).hexdigest(),
         })
-    summary = {
-        "format": FORMAT_VERSION,
-        "drug": settings.drug,
-        "source": settings.source,
-        "end": end.isoformat(),
-        "search_total_reports": before,
-        "search_drug_total": drug_before,
-        "last_updated": last_updated,
-        "retrieved_at": _now(),
-        "total_reports": total_reports,
-        "drug_total": drug_total,
-        "event_counts": {t: counts[t] for t in wanted},
-        "top_terms_returned": len(top),
-        "responses": files,
-        "complete": True,
-    }
-    atomic_write_json(work / "counts.json", summary)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(work / "counts.json", {**summary, "responses": files})
     _promote(work, final)
-    return final / "counts.json"

@@ -78,3 +78,42 @@ def offline_settings(tmp_path: Path, real_bulk: Path, test_drugs_file: Path) -> 
 @pytest.fixture
 def isotretinoin_drugs_file() -> Path:
     return DEFAULT_DRUGS_FILE
+
+
+# ---------------------------------------------------------------------------------------------
+# Live-path fixtures: a real HTTP server on 127.0.0.1 and fast retry settings
+
+
+@pytest.fixture
+def fast_retry():
+    from extractors.openfda.client import RetryPolicy
+
+    return RetryPolicy(max_attempts=8, base_delay=0.005, max_delay=0.05, timeout=2.0)
+
+
+@pytest.fixture
+def serve():
+    """serve(engine, faults=None) -> a started OpenFDATestServer, stopped at teardown."""
+    from extractors.openfda.testserver import OpenFDATestServer
+
+    servers = []
+
+    def start(engine, faults=None):
+        server = OpenFDATestServer(engine, faults).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def week_engine():
+    """4,500 isotretinoin reports in the week of Mon 2024-01-01 plus 1,000 that must not match."""
+    from datetime import date
+
+    from extractors.openfda.engine import Engine
+    from extractors.openfda.synthetic import synthetic_reports
+
+    return Engine(synthetic_reports(4_500, date(2024, 1, 1), n_background=1_000, seed=3), TEST_LAST_UPDATED)

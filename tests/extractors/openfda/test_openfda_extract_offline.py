@@ -131,8 +131,11 @@ def test_background_counts_exact_for_top_and_batched_terms(offline_settings, rea
     assert summary["drug_total"] == sum(is_ambrisentan(r) for r in before)
     assert summary["event_counts"] == {t: truth.get(t, 0) for t in terms}
     assert summary["last_updated"] == "2026-01-02"
+    names = [item["file"] for item in summary["responses"]]
     for item in summary["responses"]:
         assert (path.parent / item["file"]).exists()
+    # crowded batches were split down to single-term searches, and the counts stayed exact
+    assert any("-batch-" in n for n in names) and any("-term-" in n for n in names)
     # cached per (end, last_updated)
     client = CountingOffline(offline_settings.sample_path)
     assert extract_background_counts(offline_settings, end, terms[:3], client=client) == path
@@ -153,3 +156,21 @@ def test_mismatched_total_raises_naming_the_numbers(offline_settings, monkeypatc
 
     with pytest.raises(ExtractionError, match=r"fetched \d+ reports for .* but meta.results.total is \d+"):
         extract.extract_window(offline_settings, MARCH_START, MARCH_END, client=DroppingClient())
+
+
+def test_concurrent_history_extractions_fetch_once(offline_settings):
+    import threading
+
+    clients = [CountingOffline(offline_settings.sample_path) for _ in range(3)]
+    results = []
+    threads = [
+        threading.Thread(target=lambda c=c: results.append(extract_history(offline_settings, MARCH_END, client=c)))
+        for c in clients
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(results)) == 1
+    page_requests = [call for c in clients for call in c.calls if call["limit"] == "1000"]
+    assert len(page_requests) == 1  # one fetched, the others waited on the lock and reused it
