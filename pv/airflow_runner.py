@@ -37,8 +37,12 @@ def prepare_metadata_db() -> None:
     _airflow_cli("pools", "set", *OPENFDA_POOL)
 
 
-def run_week(start: datetime, conf: dict | None = None):
-    """Run the DAG for the interval starting at `start` (the logical date) and return the DagRun."""
+def run_week(start: datetime, end: datetime, conf: dict | None = None):
+    """Run the DAG for the week [start, end) and return the DagRun.
+
+    A manual run's data interval is the last complete interval before its logical date (Airflow's
+    `infer_manual_data_interval`), so the week [start, end) is the run whose logical date is `end`.
+    """
     os.environ.update({k: v for k, v in airflow_env().items() if k.startswith(("AIRFLOW", "GX_"))})
     from airflow.dag_processing.dagbag import DagBag
 
@@ -47,4 +51,8 @@ def run_week(start: datetime, conf: dict | None = None):
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     dag = bag.dags[DAG_ID]
-    return dag.test(logical_date=start, run_conf=conf or None)
+    dag_run = dag.test(logical_date=end, run_conf=conf or None)
+    interval = (dag_run.data_interval_start, dag_run.data_interval_end)
+    if interval != (start, end):
+        raise RuntimeError(f"Airflow ran the interval {interval}, not the requested [{start}, {end})")
+    return dag_run

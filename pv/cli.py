@@ -25,7 +25,7 @@ def _weekly(args: argparse.Namespace) -> int:
     settings = load_settings()
     print(f"==> isotretinoin_weekly_signals for [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC, source={settings.source}")
     prepare_metadata_db()
-    dag_run = run_week(start)
+    dag_run = run_week(start, end)
     state = str(getattr(dag_run, "state", "unknown"))
     report = partition_dir(settings.data_dir, "reports", settings.drug, start, end) / "report.html"
     if not state.endswith("success"):
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     weekly = commands.add_parser("weekly", help="run the weekly DAG for the most recent complete week")
     weekly.add_argument("--week-ending", help="run the week ending on this Monday (YYYY-MM-DD) instead")
     weekly.set_defaults(handler=_weekly)
+    from pv.backfill import add_subparser as add_backfill
+
+    add_backfill(commands)
     try:
         from signals.cli import add_subparser as add_signals
     except ImportError:  # pragma: no cover - the signals package is part of the project
