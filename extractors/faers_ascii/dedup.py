@@ -16,13 +16,16 @@ version of each case and dropping cases FDA has since deleted. The steps, in ord
 
 Child rows follow their report: a report removed at step k removes its DRUG/REAC/... rows at
 step k, so every loaded line ends up kept, quarantined or counted against exactly one step.
+The result holds keep-masks over the quarters' own frames rather than copies, so a full quarter
+is not held twice; `DedupResult.table` materializes only the columns a caller asks for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from extractors.faers_ascii.dates import parse_dates
@@ -30,67 +33,82 @@ from extractors.faers_ascii.layout import CHILD_TABLES, TABLE_NAMES
 from extractors.faers_ascii.reader import RawQuarter, quarantine_frame
 
 DEDUP_STEPS: tuple[str, ...] = ("orphan_rows", "duplicate_primaryid", "superseded_versions", "deleted_cases")
-KEPT = "kept"
+_FATES = ("kept", *DEDUP_STEPS)
+KEPT, ORPHAN, DUPLICATE, SUPERSEDED, DELETED = range(5)
 
 
 @dataclass
 class DedupResult:
-    """Kept rows of every table (with a `quarter` column) and what each step removed."""
+    """Which rows of each quarter's tables survive, and what each step removed."""
 
-    tables: dict[str, pd.DataFrame]
+    quarters: list[RawQuarter]  # sorted by quarter
+    keep: dict[str, list[np.ndarray]]  # table -> one bool mask per quarter
     removed: dict[str, dict[str, int]]  # step -> table -> rows removed
     loaded: dict[str, int]  # table -> rows that entered deduplication
     quarantine: pd.DataFrame  # orphan rows (step 1)
     deleted_caseids: int  # distinct caseids on the deleted-cases lists
+    released: dict[str, int] = field(default_factory=dict)  # table -> kept rows, once freed
+
+    def table(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Kept rows of one table over all quarters, with a `quarter` column; only `columns` if given."""
+        if name in self.released:
+            raise ValueError(f"table {name} was released after use")
+        parts = []
+        for quarter, mask in zip(self.quarters, self.keep[name], strict=True):
+            frame = quarter.tables[name]
+            cols = list(frame.columns) if columns is None else [c for c in columns if c in frame.columns]
+            part = frame.loc[mask, cols]
+            part.insert(len(part.columns), "quarter", quarter.quarter)
+            parts.append(part)
+        out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        if columns is not None:
+            for missing in (c for c in columns if c not in out.columns):
+                out[missing] = pd.Series(pd.NA, index=out.index, dtype="string")
+        return out.reset_index(drop=True)
+
+    def release(self, *names: str) -> None:
+        """Free tables from the quarters once materialized; their kept counts stay available."""
+        for name in names:
+            if name in self.released:
+                continue
+            self.released[name] = int(sum(int(mask.sum()) for mask in self.keep[name]))
+            for quarter in self.quarters:
+                quarter.tables[name] = quarter.tables[name].iloc[0:0]
+            self.keep[name] = [np.zeros(0, dtype=bool) for _ in self.quarters]
 
     def kept(self) -> dict[str, int]:
-        return {table: len(frame) for table, frame in self.tables.items()}
+        return {
+            name: self.released[name] if name in self.released else int(sum(int(m.sum()) for m in masks))
+            for name, masks in self.keep.items()
+        }
 
     def summary(self) -> dict[str, object]:
         return {"loaded": self.loaded, "removed": self.removed, "kept": self.kept()}
 
 
-def _orphans(quarter: RawQuarter) -> tuple[dict[str, pd.DataFrame], list[pd.DataFrame]]:
-    """Split each child table of one quarter into rows with a DEMO line and quarantined orphans."""
-    demo_ids = quarter.tables["DEMO"]["primaryid"]
+def _orphan_records(quarter: RawQuarter, table: str, lost: pd.DataFrame) -> pd.DataFrame:
     q = quarter.quarantine
     rejected_demo = q[(q["dataset"] == "faers_ascii/DEMO") & (q["action"] == "rejected")]
     demo_lines = dict(zip(rejected_demo["record_id"], rejected_demo["line_number"], strict=True))
-    kept: dict[str, pd.DataFrame] = {}
-    records: list[pd.DataFrame] = []
-    for table in CHILD_TABLES:
-        frame = quarter.tables[table]
-        orphan = ~frame["primaryid"].isin(demo_ids)
-        kept[table] = frame[~orphan] if orphan.any() else frame
-        if not orphan.any():
-            continue
-        lost = frame.loc[orphan, ["primaryid", "line_number"]]
-        ids = lost["primaryid"].astype("string")
-        demo_line = ids.map(demo_lines)
-        reason = ("primaryid " + ids + f": no DEMO line in {quarter.quarter}").where(
-            demo_line.isna(),
-            "primaryid " + ids + ": its DEMO line " + demo_line.astype("string") + " was quarantined",
-        )
-        records.append(
-            pd.DataFrame(
-                {
-                    "stage": "extract",
-                    "dataset": f"faers_ascii/{table}",
-                    "record_id": ids,
-                    "field": "primaryid",
-                    "value": ids,
-                    "reason": reason,
-                    "source_file": quarter.loads[table].source_file,
-                    "line_number": lost["line_number"],
-                    "action": "rejected",
-                }
-            )
-        )
-    return kept, records
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    ids = lost["primaryid"].astype("string")
+    demo_line = ids.map(demo_lines)
+    reason = ("primaryid " + ids + f": no DEMO line in {quarter.quarter}").where(
+        demo_line.isna(),
+        "primaryid " + ids + ": its DEMO line " + demo_line.astype("string") + " was quarantined",
+    )
+    return pd.DataFrame(
+        {
+            "stage": "extract",
+            "dataset": f"faers_ascii/{table}",
+            "record_id": ids,
+            "field": "primaryid",
+            "value": ids,
+            "reason": reason,
+            "source_file": quarter.loads[table].source_file,
+            "line_number": lost["line_number"],
+            "action": "rejected",
+        }
+    )
 
 
 def deduplicate(quarters: Sequence[RawQuarter], deleted_caseids: Iterable[int] = ()) -> DedupResult:
@@ -105,73 +123,76 @@ def deduplicate(quarters: Sequence[RawQuarter], deleted_caseids: Iterable[int] =
     for quarter in ordered:
         deleted.update(quarter.deleted_caseids)
 
-    removed = {step: dict.fromkeys(TABLE_NAMES, 0) for step in DEDUP_STEPS}
-    loaded = dict.fromkeys(TABLE_NAMES, 0)
-    children: dict[str, list[pd.DataFrame]] = {table: [] for table in CHILD_TABLES}
-    orphan_records: list[pd.DataFrame] = []
-    demos: list[pd.DataFrame] = []
-    for rank, quarter in enumerate(ordered):
-        for table in TABLE_NAMES:
-            loaded[table] += len(quarter.tables[table])
-        kept, records = _orphans(quarter)
-        orphan_records.extend(records)
-        for table in CHILD_TABLES:
-            removed["orphan_rows"][table] += len(quarter.tables[table]) - len(kept[table])
-            children[table].append(kept[table].assign(quarter=quarter.quarter))
-        demo = quarter.tables["DEMO"]
-        demos.append(demo.assign(quarter=quarter.quarter, _rank=rank))
-
-    demo = _concat(demos)
-    if "caseversion" not in demo.columns:
-        demo["caseversion"] = pd.array([pd.NA] * len(demo), dtype="Int64")
-    fate = pd.Series(KEPT, index=demo.index, dtype="object")
+    # DEMO of all quarters, keys only.
+    demo = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "rank": rank,
+                    "line_number": q.tables["DEMO"]["line_number"].to_numpy(),
+                    "primaryid": q.tables["DEMO"]["primaryid"].to_numpy(),
+                    "caseid": q.tables["DEMO"]["caseid"].to_numpy(),
+                    "version": (
+                        q.tables["DEMO"]["caseversion"].fillna(-1).to_numpy(dtype="int64")
+                        if "caseversion" in q.tables["DEMO"].columns
+                        else np.full(len(q.tables["DEMO"]), -1, dtype="int64")
+                    ),
+                    "fda_dt": parse_dates(q.tables["DEMO"]["fda_dt"], partial=False).date.to_numpy(),
+                }
+            )
+            for rank, q in enumerate(ordered)
+        ],
+        ignore_index=True,
+    )
+    fate = np.full(len(demo), KEPT, dtype=np.int8)
 
     # 2. duplicate primaryid: keep the latest quarter's (then the last) line.
-    order = demo.sort_values(["_rank", "line_number"], kind="stable").index
+    order = demo.sort_values(["rank", "line_number"], kind="stable").index
     dup = demo.loc[order, "primaryid"].duplicated(keep="last")
-    fate[dup[dup].index] = "duplicate_primaryid"
+    fate[dup[dup].index.to_numpy()] = DUPLICATE
 
-    # 3. latest version per case.
-    alive = fate == KEPT
-    ranking = pd.DataFrame(
-        {
-            "caseid": demo["caseid"],
-            "version": demo["caseversion"].fillna(-1).astype("int64"),
-            "fda_dt": parse_dates(demo["fda_dt"], partial=False).date,
-            "primaryid": demo["primaryid"],
-        }
-    )[alive]
-    ranking = ranking.sort_values(["version", "fda_dt", "primaryid"], na_position="first", kind="stable")
-    superseded = ranking["caseid"].duplicated(keep="last")
-    fate[superseded[superseded].index] = "superseded_versions"
+    # 3. latest version per case: highest caseversion, then latest fda_dt, then highest primaryid.
+    alive = demo[fate == KEPT].sort_values(
+        ["version", "fda_dt", "primaryid"], na_position="first", kind="stable"
+    )
+    superseded = alive["caseid"].duplicated(keep="last")
+    fate[superseded[superseded].index.to_numpy()] = SUPERSEDED
 
     # 4. deleted cases.
     if deleted:
-        gone = (fate == KEPT) & demo["caseid"].isin(deleted)
-        fate[gone] = "deleted_cases"
+        fate[(fate == KEPT) & demo["caseid"].isin(deleted).to_numpy()] = DELETED
 
-    for step in DEDUP_STEPS[1:]:
-        removed[step]["DEMO"] = int((fate == step).sum())
-
-    # Child rows follow the fate of their report's surviving DEMO line in the same quarter.
-    pair_fate = pd.DataFrame({"quarter": demo["quarter"], "primaryid": demo["primaryid"], "fate": fate})
-    pair_fate = pair_fate[pair_fate["fate"] != "duplicate_primaryid"].drop_duplicates(
-        ["quarter", "primaryid"]
-    )
-    tables: dict[str, pd.DataFrame] = {
-        "DEMO": demo.loc[fate == KEPT].drop(columns="_rank").reset_index(drop=True)
-    }
-    for table in CHILD_TABLES:
-        kept_parts = []
-        for part in children[table]:
-            label = part["quarter"].iat[0] if len(part) else None
-            lookup = pair_fate[pair_fate["quarter"] == label].set_index("primaryid")["fate"]
-            child_fate = part["primaryid"].map(lookup).fillna("duplicate_primaryid")
-            for step, count in child_fate.value_counts().items():
-                if step != KEPT:
-                    removed[str(step)][table] += int(count)
-            kept_parts.append(part[child_fate == KEPT])
-        tables[table] = _concat(kept_parts).reset_index(drop=True) if kept_parts else pd.DataFrame()
+    removed = {step: dict.fromkeys(TABLE_NAMES, 0) for step in DEDUP_STEPS}
+    loaded = {name: sum(len(q.tables[name]) for q in ordered) for name in TABLE_NAMES}
+    keep: dict[str, list[np.ndarray]] = {name: [] for name in TABLE_NAMES}
+    orphan_records: list[pd.DataFrame] = []
+    for rank, quarter in enumerate(ordered):
+        in_quarter = (demo["rank"] == rank).to_numpy()
+        demo_fate = fate[in_quarter]
+        keep["DEMO"].append(demo_fate == KEPT)
+        # fate of each primaryid of this quarter: that of its surviving line, if any survived step 2
+        ids = demo.loc[in_quarter, "primaryid"].to_numpy()
+        survivor = demo_fate != DUPLICATE
+        pid_fate = pd.Series(demo_fate[survivor], index=ids[survivor])
+        pid_fate = pid_fate[~pid_fate.index.duplicated(keep="last")]
+        all_ids = pd.Index(ids)
+        for name in CHILD_TABLES:
+            frame = quarter.tables[name]
+            child_ids = frame["primaryid"]
+            child_fate = child_ids.map(pid_fate).fillna(DUPLICATE).to_numpy(dtype=np.int8, copy=True)
+            orphan = ~child_ids.isin(all_ids).to_numpy()
+            child_fate[orphan] = ORPHAN
+            if orphan.any():
+                orphan_records.append(
+                    _orphan_records(quarter, name, frame.loc[orphan, ["primaryid", "line_number"]])
+                )
+            keep[name].append(child_fate == KEPT)
+            counts = np.bincount(child_fate, minlength=len(_FATES))
+            for code, step in enumerate(_FATES[1:], start=1):
+                removed[step][name] += int(counts[code])
+    counts = np.bincount(fate, minlength=len(_FATES))
+    for code, step in enumerate(_FATES[1:], start=1):
+        removed[step]["DEMO"] += int(counts[code])
 
     quarantine = (
         quarantine_frame(pd.concat(orphan_records, ignore_index=True))
@@ -179,5 +200,10 @@ def deduplicate(quarters: Sequence[RawQuarter], deleted_caseids: Iterable[int] =
         else quarantine_frame([])
     )
     return DedupResult(
-        tables=tables, removed=removed, loaded=loaded, quarantine=quarantine, deleted_caseids=len(deleted)
+        quarters=list(ordered),
+        keep=keep,
+        removed=removed,
+        loaded=loaded,
+        quarantine=quarantine,
+        deleted_caseids=len(deleted),
     )

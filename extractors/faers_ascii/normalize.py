@@ -43,6 +43,7 @@ DOSE_PER_KG_UNIT_MG = {"G/KG": 1e3, "MG/KG": 1.0, "UG/KG": 1e-3, "MCG/KG": 1e-3}
 DURATION_CODE_DAYS = {
     "YR": 365.25, "MON": 30.4375, "WK": 7.0, "DAY": 1.0, "DY": 1.0, "HR": 1 / 24, "MIN": 1 / 1440, "SEC": 1 / 86400,
 }  # fmt: skip
+PRECISION_RANK = {"day": 0, "month": 1, "year": 2}
 EXTRA_TABLES = {"OUTC": "outcomes", "RPSR": "report_sources", "THER": "therapies", "INDI": "indications"}
 
 
@@ -65,33 +66,63 @@ def _text(values: pd.Series) -> pd.Series:
 
 
 def _number(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(_text(values), errors="coerce").astype("Float64")
+    """Numbers from text; parsed only where a value is present (most FAERS numeric fields are empty)."""
+    text = _text(values)
+    out = pd.Series(pd.NA, index=values.index, dtype="Float64")
+    present = text.notna()
+    if present.any():
+        out[present] = pd.to_numeric(text[present], errors="coerce").astype("Float64")
+    return out
+
+
+def _lookup(values: pd.Series, mapping: Mapping[str, float], dtype: str = "Float64") -> pd.Series:
+    """Map a low-cardinality code column to numbers once per distinct value (Series.map is per row)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.array([mapping.get(u, np.nan) for u in uniques] + [np.nan], dtype="float64")  # code -1 -> NaN
+    mapped = table[codes]
+    out = pd.array(mapped, dtype="Float64")
+    out[np.isnan(mapped)] = pd.NA
+    return pd.Series(out if dtype == "Float64" else out.astype(dtype), index=values.index)
+
+
+def _coarser(left: pd.Series, right: pd.Series) -> pd.Series:
+    """The less precise of two precision columns (<NA> when either is missing)."""
+    lrank = _lookup(left, PRECISION_RANK, "Float64").to_numpy(dtype="float64", na_value=np.nan)
+    rrank = _lookup(right, PRECISION_RANK, "Float64").to_numpy(dtype="float64", na_value=np.nan)
+    rank = np.maximum(lrank, rrank)
+    names = np.array(["day", "month", "year", None], dtype=object)
+    out = names[np.where(np.isnan(rank), 3, rank).astype(int)]
+    return pd.Series(pd.array(out, dtype="string"), index=left.index)
 
 
 class _Notes:
     """Values set to null during normalization ('nulled' quarantine rows: the row itself stays)."""
 
-    def __init__(self) -> None:
+    def __init__(self, files: Mapping[tuple[str, str], str]) -> None:
+        self.files = files
         self.parts: list[pd.DataFrame] = []
 
-    def add(self, dataset: str, ids: pd.Series, fld: str, values: pd.Series, bad: pd.Series, what: str,
-            source_file: pd.Series, line: pd.Series) -> int:  # fmt: skip
+    def add(
+        self, table: str, frame: pd.DataFrame, fld: str, values: pd.Series, bad: pd.Series, what: str
+    ) -> int:
+        """Record `values` where `bad` holds; `frame` gives primaryid, quarter and line_number."""
         bad = bad.fillna(False).astype(bool)
         if not bad.any():
             return 0
         value = values[bad].astype("string")
-        rid = ids[bad].astype("string")
+        rid = frame.loc[bad, "primaryid"].astype("string")
+        by_quarter = {q: f for (q, t), f in self.files.items() if t == table}
         self.parts.append(
             pd.DataFrame(
                 {
                     "stage": STAGE,
-                    "dataset": f"faers_ascii/{dataset}",
+                    "dataset": f"faers_ascii/{table}",
                     "record_id": rid,
                     "field": fld,
                     "value": value,
                     "reason": "primaryid " + rid + f": {fld} '" + value.fillna("") + f"' {what}",
-                    "source_file": source_file[bad].astype("string"),
-                    "line_number": line[bad],
+                    "source_file": frame.loc[bad, "quarter"].map(by_quarter).astype("string"),
+                    "line_number": frame.loc[bad, "line_number"],
                     "action": "nulled",
                 }
             )
@@ -104,57 +135,43 @@ class _Notes:
         )
 
 
-def _source_files(frame: pd.DataFrame, table: str, files: Mapping[tuple[str, str], str]) -> pd.Series:
-    return frame["quarter"].map(lambda q: files.get((q, table), "")).astype("string")
-
-
-def _reports(
-    demo: pd.DataFrame, outc: pd.DataFrame, notes: _Notes, files: Mapping[tuple[str, str], str]
-) -> pd.DataFrame:
-    ids = demo["primaryid"].astype("string")
-    src = _source_files(demo, "DEMO", files)
-    line = demo["line_number"]
+def _reports(demo: pd.DataFrame, outcome_ids: pd.Series, notes: _Notes) -> pd.DataFrame:
     event = parse_dates(demo["event_dt"], partial=True)
     fda = parse_dates(demo["fda_dt"], partial=False).date
     # legacy AERS has no init_fda_dt: its receivedate is the fda_dt of the version loaded
-    receivedate = (
-        parse_dates(demo["init_fda_dt"], partial=False).date.fillna(fda) if "init_fda_dt" in demo else fda
-    )
+    receivedate = parse_dates(demo["init_fda_dt"], partial=False).date.fillna(fda)
 
     age = _number(demo["age"])
     age_code = _text(demo["age_cod"]).str.upper()
-    age_years = age * age_code.map(AGE_CODE_YEARS).astype("Float64")
-    notes.add(
-        "DEMO", ids, "age_cod", age_code, age.notna() & age_years.isna(), "is not an age unit", src, line
-    )
+    age_years = age * _lookup(age_code, AGE_CODE_YEARS, "Float64")
+    notes.add("DEMO", demo, "age_cod", age_code, age.notna() & age_years.isna(), "is not an age unit")
     implausible = (age_years < 0) | (age_years > MAX_AGE_YEARS)
-    notes.add("DEMO", ids, "age", demo["age"].astype("string") + " " + age_code.fillna(""), implausible,
-              f"is not a plausible age (0-{MAX_AGE_YEARS:g} years)", src, line)  # fmt: skip
+    notes.add("DEMO", demo, "age", demo["age"].astype("string") + " " + age_code.fillna(""), implausible,
+              f"is not a plausible age (0-{MAX_AGE_YEARS:g} years)")  # fmt: skip
     age_years = age_years.mask(implausible.fillna(False))
     age_group = pd.cut(age_years.astype("float64"), AGE_BINS, right=False, labels=AGE_LABELS)
 
-    weight = _number(demo["wt"]) * _text(demo["wt_cod"]).str.upper().map(WEIGHT_CODE_KG).astype("Float64")
+    weight_code = _text(demo["wt_cod"]).str.upper()
+    weight = _number(demo["wt"]) * _lookup(weight_code, WEIGHT_CODE_KG, "Float64")
     implausible_weight = (weight <= 0) | (weight > MAX_WEIGHT_KG)
-    notes.add("DEMO", ids, "wt", demo["wt"].astype("string") + " " + _text(demo["wt_cod"]).fillna(""),
-              implausible_weight, f"is not a plausible weight (0-{MAX_WEIGHT_KG:g} kg)", src, line)  # fmt: skip
+    notes.add("DEMO", demo, "wt", demo["wt"].astype("string") + " " + weight_code.fillna(""), implausible_weight,
+              f"is not a plausible weight (0-{MAX_WEIGHT_KG:g} kg)")  # fmt: skip
     weight = weight.mask(implausible_weight.fillna(False))
 
-    serious = np.where(demo["primaryid"].isin(outc["primaryid"]), 1, 2)
-    country = _text(demo["occr_country"]).str.upper() if "occr_country" in demo else None
     frame = pd.DataFrame(
         {
             "source": SOURCE,
-            "safetyreportid": ids,
+            "safetyreportid": demo["primaryid"].astype("string"),
             "caseid": demo["caseid"].astype("string"),
             "safetyreportversion": demo["caseversion"].astype("Int64"),
             "receivedate": receivedate,
             "receiptdate": fda,
             "event_date": event.date,
             "event_date_precision": event.precision,
-            "serious": pd.array(serious, dtype="Int64"),
+            "serious": pd.array(np.where(demo["primaryid"].isin(outcome_ids), 1, 2), dtype="Int64"),
             "reporttype": _text(demo["rept_cod"]),
-            "occurcountry": country,
-            "patientsex": _text(demo["sex"]).str.upper().map(SEX_CODES).astype("Int64"),
+            "occurcountry": _text(demo["occr_country"]).str.upper(),
+            "patientsex": _lookup(_text(demo["sex"]).str.upper(), SEX_CODES, "Int64"),
             "age_years": age_years,
             "age_group": age_group.astype("string").fillna("unknown"),
             "weight_kg": weight,
@@ -169,106 +186,80 @@ def _therapy_by_drug(ther: pd.DataFrame) -> pd.DataFrame:
     """One row per (primaryid, drug_seq): earliest start, latest end, summed duration."""
     start = parse_dates(ther["start_dt"], partial=True)
     end = parse_dates(ther["end_dt"], partial=True)
-    dur = _number(ther["dur"]) * _text(ther["dur_cod"]).str.upper().map(DURATION_CODE_DAYS).astype("Float64")
-    both_days = (start.precision == "day") & (end.precision == "day")
-    from_dates = ((end.date - start.date).dt.days + 1).astype("Float64").where(both_days.fillna(False))
-    duration = dur.fillna(from_dates)
+    dur = _number(ther["dur"]) * _lookup(_text(ther["dur_cod"]).str.upper(), DURATION_CODE_DAYS, "Float64")
+    both_days = ((start.precision == "day") & (end.precision == "day")).fillna(False)
+    from_dates = ((end.date - start.date).dt.days + 1).astype("Float64").where(both_days)
     work = pd.DataFrame(
         {
             "primaryid": ther["primaryid"],
             "drug_seq": ther["drug_seq"],
             "start_date": start.date,
             "start_date_precision": start.precision,
+            "start_rank": _lookup(start.precision, PRECISION_RANK, "Float64"),
             "end_date": end.date,
             "end_date_precision": end.precision,
             "end_last": period_end(end.date, end.precision),
-            "duration": duration,
+            "treatment_duration_days": dur.fillna(from_dates),
         }
     )
     keys = ["primaryid", "drug_seq"]
-    rank = work["start_date_precision"].map({"day": 0, "month": 1, "year": 2}).astype("float64")
-    first = (
-        work.assign(_rank=rank)
-        .sort_values([*keys, "start_date", "_rank"], na_position="last", kind="stable")
-        .drop_duplicates(keys, keep="first")
-        .set_index(keys)[["start_date", "start_date_precision"]]
-    )
-    last = (
-        work.sort_values([*keys, "end_last"], na_position="first", kind="stable")
-        .drop_duplicates(keys, keep="last")
-        .set_index(keys)[["end_date", "end_date_precision"]]
-    )
-    total = work.groupby(keys, sort=False)["duration"].sum(min_count=1).rename("treatment_duration_days")
-    return first.join(last).join(total)
+    first = work.sort_values(
+        [*keys, "start_date", "start_rank"], na_position="last", kind="stable"
+    ).drop_duplicates(keys, keep="first")[[*keys, "start_date", "start_date_precision"]]
+    last = work.sort_values([*keys, "end_last"], na_position="first", kind="stable").drop_duplicates(
+        keys, keep="last"
+    )[[*keys, "end_date", "end_date_precision"]]
+    total = work.groupby(keys, sort=False, as_index=False)["treatment_duration_days"].sum(min_count=1)
+    return first.merge(last, on=keys).merge(total, on=keys)
 
 
 def _cum_dose_mg(drug: pd.DataFrame, weight_kg: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(cum_dose_mg, cum_dose_chr present but not a number)."""
-    if "cum_dose_chr" not in drug.columns:
-        empty = pd.Series(pd.NA, index=drug.index, dtype="Float64")
-        return empty, pd.Series(False, index=drug.index)
-    raw = _text(drug["cum_dose_chr"])
-    amount = pd.to_numeric(raw, errors="coerce").astype("Float64")
+    amount = _number(drug["cum_dose_chr"])
     unit = _text(drug["cum_dose_unit"]).str.upper().str.replace(" ", "", regex=False)
-    mg = amount * unit.map(DOSE_UNIT_MG).astype("Float64")
-    per_kg = amount * unit.map(DOSE_PER_KG_UNIT_MG).astype("Float64") * weight_kg
+    mg = amount * _lookup(unit, DOSE_UNIT_MG, "Float64")
+    per_kg = amount * _lookup(unit, DOSE_PER_KG_UNIT_MG, "Float64") * weight_kg
     mg = mg.fillna(per_kg)
-    return mg.mask(mg < 0), raw.notna() & amount.isna()
+    return mg.mask(mg < 0), _text(drug["cum_dose_chr"]).notna() & amount.isna()
 
 
-def _drugs(
-    drug: pd.DataFrame,
-    ther: pd.DataFrame,
-    reports: pd.DataFrame,
-    drug_config: Mapping[str, Any],
-    notes: _Notes,
-    files: Mapping[tuple[str, str], str],
-) -> pd.DataFrame:
-    ids = drug["primaryid"].astype("string")
-    therapy = _therapy_by_drug(ther)
-    keyed = pd.MultiIndex.from_arrays([drug["primaryid"], drug["drug_seq"]])
-    therapy = therapy.reindex(keyed)
-    by_report = reports.set_index("safetyreportid")
-    event_date = by_report["event_date"].reindex(ids).to_numpy()
-    event_precision = pd.Series(by_report["event_date_precision"].reindex(ids).to_numpy(), index=drug.index)
-    weight = pd.Series(by_report["weight_kg"].reindex(ids).to_numpy(), index=drug.index, dtype="Float64")
-
-    start = pd.Series(therapy["start_date"].to_numpy(), index=drug.index).astype("datetime64[s]")
-    start_precision = pd.Series(therapy["start_date_precision"].to_numpy(), index=drug.index, dtype="string")
-    tto = (pd.Series(event_date, index=drug.index).astype("datetime64[s]") - start).dt.days.astype("Float64")
-    rank = np.maximum(
-        event_precision.map({"day": 0, "month": 1, "year": 2}).astype("float64").to_numpy(),
-        start_precision.map({"day": 0, "month": 1, "year": 2}).astype("float64").to_numpy(),
+def _drugs(drug: pd.DataFrame, ther: pd.DataFrame, reports: pd.DataFrame, demo_ids: pd.Series,
+           drug_config: Mapping[str, Any], notes: _Notes) -> pd.DataFrame:  # fmt: skip
+    therapy = drug[["primaryid", "drug_seq"]].merge(
+        _therapy_by_drug(ther), how="left", on=["primaryid", "drug_seq"]
     )
-    tto_precision = pd.Series(rank, index=drug.index).map({0.0: "day", 1.0: "month", 2.0: "year"})
-    tto_precision = tto_precision.astype("string").mask(tto.isna())
+    therapy.index = drug.index
+    position = pd.Index(demo_ids).get_indexer(drug["primaryid"])  # int64 index: fast, every drug has a report
+    event_date = pd.Series(reports["event_date"].to_numpy()[position], index=drug.index)
+    event_precision = pd.Series(reports["event_date_precision"].array.take(position), index=drug.index)
+    weight = pd.Series(reports["weight_kg"].array.take(position), index=drug.index)
+
+    start = therapy["start_date"].astype("datetime64[s]")
+    tto = (event_date - start).dt.days.astype("Float64")
+    tto_precision = _coarser(event_precision, therapy["start_date_precision"].astype("string")).mask(
+        tto.isna()
+    )
 
     cum_dose, bad_dose = _cum_dose_mg(drug, weight)
-    if "cum_dose_chr" in drug.columns:
-        notes.add("DRUG", ids, "cum_dose_chr", drug["cum_dose_chr"], bad_dose, "is not a number",
-                  _source_files(drug, "DRUG", files), drug["line_number"])  # fmt: skip
+    notes.add("DRUG", drug, "cum_dose_chr", drug["cum_dose_chr"], bad_dose, "is not a number")
     role = _text(drug["role_cod"]).str.upper()
     frame = pd.DataFrame(
         {
             "source": SOURCE,
-            "safetyreportid": ids,
+            "safetyreportid": drug["primaryid"].astype("string"),
             "drug_seq": drug["drug_seq"].astype("Int64"),
             "medicinalproduct": _text(drug["drugname"]),
             "role": role,
-            "drugcharacterization": role.map(ROLE_CHARACTERIZATION).astype("Int64"),
+            "drugcharacterization": _lookup(role, ROLE_CHARACTERIZATION, "Int64"),
             "start_date": start,
-            "start_date_precision": start_precision,
-            "end_date": pd.Series(therapy["end_date"].to_numpy(), index=drug.index).astype("datetime64[s]"),
-            "end_date_precision": pd.Series(
-                therapy["end_date_precision"].to_numpy(), index=drug.index, dtype="string"
-            ),
-            "treatment_duration_days": pd.Series(
-                therapy["treatment_duration_days"].to_numpy(), index=drug.index, dtype="Float64"
-            ),
+            "start_date_precision": therapy["start_date_precision"].astype("string"),
+            "end_date": therapy["end_date"].astype("datetime64[s]"),
+            "end_date_precision": therapy["end_date_precision"].astype("string"),
+            "treatment_duration_days": therapy["treatment_duration_days"].astype("Float64"),
             "cum_dose_mg": cum_dose,
             "tto_days": tto,
             "tto_precision": tto_precision,
-            ACTIVE_SUBSTANCE_COLUMN: _text(drug["prod_ai"]) if "prod_ai" in drug.columns else None,
+            ACTIVE_SUBSTANCE_COLUMN: _text(drug["prod_ai"]),
         }
     )
     return model.conform(normalize_drugs(frame, drug_config), model.DRUG_COLUMNS)
@@ -289,10 +280,21 @@ def _reactions(reac: pd.DataFrame) -> pd.DataFrame:
 
 
 def _extra(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.drop(columns=[c for c in ("caseid",) if c in frame.columns]).copy()
+    """A FAERS-only table as staged: keyed like the canonical tables, other columns verbatim."""
+    out = frame.drop(columns=[c for c in ("caseid",) if c in frame.columns])
     out.insert(0, "source", SOURCE)
     out.insert(1, "safetyreportid", out.pop("primaryid").astype("string"))
     return out.reset_index(drop=True)
+
+
+DEMO_COLUMNS = (
+    "line_number", "primaryid", "caseid", "caseversion", "event_dt", "fda_dt", "init_fda_dt", "age", "age_cod",
+    "wt", "wt_cod", "sex", "rept_cod", "occr_country",
+)  # fmt: skip
+DRUG_COLUMNS = (
+    "line_number", "primaryid", "drug_seq", "drugname", "prod_ai", "role_cod", "cum_dose_chr", "cum_dose_unit",
+)  # fmt: skip
+REAC_COLUMNS = ("line_number", "primaryid", "pt")
 
 
 def normalize_faers(
@@ -300,23 +302,43 @@ def normalize_faers(
     *,
     drug_config: Mapping[str, Any],
     source_files: Mapping[tuple[str, str], str] | None = None,
+    release_raw: bool = False,
 ) -> FaersBatch:
-    """Map deduplicated quarters to the canonical tables; `source_files` maps (quarter, table) -> file."""
+    """Map deduplicated quarters to the canonical tables.
+
+    `source_files` maps (quarter, table) -> file name for quarantine rows (default: the files read).
+    `release_raw` drops each raw table from the quarters once it has been used, so a full quarter is
+    not held twice; the RawQuarter objects are then emptied.
+    """
     files = dict(source_files or {})
-    notes = _Notes()
-    tables = result.tables
-    reports = _reports(tables["DEMO"], tables["OUTC"], notes, files)
-    drugs = _drugs(tables["DRUG"], tables["THER"], reports, drug_config, notes, files)
-    reactions = _reactions(tables["REAC"])
-    no_pt = reactions["pt_verbatim"].isna()
-    extras = {name: _extra(tables[table]) for table, name in EXTRA_TABLES.items()}
+    for quarter in result.quarters:
+        for table, load in quarter.loads.items():
+            files.setdefault((quarter.quarter, table), load.source_file)
+    notes = _Notes(files)
+
+    therapies = result.table("THER")
+    extras = {
+        name: _extra(therapies if table == "THER" else result.table(table))
+        for table, name in EXTRA_TABLES.items()
+    }
+    if release_raw:
+        result.release(*EXTRA_TABLES)
+    demo = result.table("DEMO", DEMO_COLUMNS)
+    reports = _reports(demo, extras["outcomes"]["safetyreportid"].astype("int64"), notes)
+    drug = result.table("DRUG", DRUG_COLUMNS)
+    if release_raw:
+        result.release("DEMO", "DRUG")
+    drugs = _drugs(drug, therapies, reports, demo["primaryid"], drug_config, notes)
+    del drug, therapies, demo
+    reactions = _reactions(result.table("REAC", REAC_COLUMNS))
+    if release_raw:
+        result.release("REAC")
     quarantine = notes.frame()
     target = drugs.loc[drugs["is_target_drug"].fillna(False).astype(bool), "safetyreportid"]
     stats = {
         "reports": len(reports),
         "drugs": len(drugs),
         "reactions": len(reactions),
-        "reactions_without_pt": int(no_pt.sum()),
         "pt_known": int(reactions["pt_known"].fillna(False).sum()),
         "drugs_unmapped": int((drugs["substance_match"] == "unmapped").sum()),
         "target_drug_rows": len(target),

@@ -10,6 +10,7 @@ data line ends up either loaded, blank or quarantined, and `TableLoad` says how 
 
 from __future__ import annotations
 
+import codecs
 import re
 import zipfile
 from collections.abc import Callable
@@ -152,6 +153,21 @@ def _sample_has_trailing(data: bytes, n_columns: int, sample_lines: int = 200) -
     return with_extra > without
 
 
+def _is_utf8(data: bytes, chunk: int = 1 << 24) -> bool:
+    """ASCII (the usual case) is checked in milliseconds; otherwise validate in bounded slices."""
+    if data.isascii():
+        return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), chunk):
+            decoder.decode(view[start : start + chunk])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _read_arrow(data: bytes, names: list[str], encoding: str) -> tuple[pa.Table, list[tuple[int, str, int]]]:
     invalid: list[tuple[int, str, int]] = []
 
@@ -221,14 +237,8 @@ def read_table(
     trailing = _sample_has_trailing(data, n)
     names = [*columns, TRAILING] if trailing else list(columns)
 
-    encoding = "utf8"
-    try:
-        arrow, invalid = _read_arrow(data, names, encoding)
-    except pa.ArrowInvalid as exc:
-        if "UTF8" not in str(exc) and "utf8" not in str(exc).lower():
-            raise
-        encoding = "latin-1"
-        arrow, invalid = _read_arrow(data, names, encoding)
+    encoding = "utf8" if _is_utf8(data) else "latin-1"
+    arrow, invalid = _read_arrow(data, names, encoding)
 
     rejects = _Rejects(table, source_file)
     frame = arrow.to_pandas()

@@ -141,7 +141,7 @@ def accounting(quarters: Sequence[RawQuarter], result: DedupResult, batch: Faers
         }
         for step in DEDUP_STEPS:
             row[step] = result.removed[step][table]
-        row["kept"] = len(result.tables[table])
+        row["kept"] = result.kept()[table]
         accounted = row["blank"] + row["quarantined"] + sum(row[s] for s in DEDUP_STEPS) + row["kept"]
         row["balanced"] = int(accounted == row["data_lines"])
         tables[table] = row
@@ -163,7 +163,9 @@ def ingest(
     """Deduplicate and normalize the quarters together; write one staged partition per quarter."""
     result = deduplicate(quarters, deleted_caseids)
     files = {(q.quarter, table): load.source_file for q in quarters for table, load in q.loads.items()}
-    batch = normalize_faers(result, drug_config=drug_config or drug_config_mapping(), source_files=files)
+    batch = normalize_faers(
+        result, drug_config=drug_config or drug_config_mapping(), source_files=files, release_raw=True
+    )
     summary = accounting(quarters, result, batch)
 
     ids_by_quarter = {
