@@ -319,11 +319,18 @@ class LiveClient:
                 delay = max(delay, min(wait, self.retry.max_retry_after))
             self.retries += 1
             log.warning("openFDA attempt %d/%d failed (%s); retrying in %.2fs: %s",
-                        attempt, self.retry.max_attempts, reason, delay, shown)
+                        attempt, self.retry.max_attempts, reason, delay, brief_url(shown))
             self.sleep(delay)
         raise OpenFDAUnavailable(
             f"openFDA request failed after {self.retry.max_attempts} attempts, last: {reason} [{shown}]"
         )
+
+
+def brief_url(url: str, keep: int = 160) -> str:
+    """A log-sized URL: the drug query is ~3 kB, the cursor at its end is what tells pages apart."""
+    if len(url) <= 2 * keep:
+        return url
+    return f"{url[:keep]}...[{len(url) - 2 * keep} chars]...{url[-keep:]}"
 
 
 def make_live_client(settings: Settings, *, retry: RetryPolicy | None = None) -> LiveClient:

@@ -64,6 +64,7 @@ META = {
 UID = "_uid"
 _TOKEN_RE = re.compile(r"\w+")
 _DATE_RE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
+_DAY_RE = re.compile(r"^\d{8}$")
 _MISSING_HIGH = 9223372036854775807
 _MISSING_LOW = -9223372036854775808
 
@@ -509,20 +510,31 @@ class _Evaluator:
         path, _ = split_field(node.field)
         low = _normalise_bound(node.low) if node.low is not None else None
         high = _normalise_bound(node.high) if node.high is not None else None
+        values = self.index.values(path)
+        if all(b is None or _DAY_RE.match(b) for b in (low, high)):
+            # YYYYMMDD bounds: plain string order, far faster than numeric parsing of every value
+            lo, hi = low or "", high or "99999999"
 
-        def inside(v: Any) -> bool:
-            s = str(v)
-            if low is not None:
-                c = _compare(s, low)
-                if c < 0 or (c == 0 and not node.include_low):
-                    return False
-            if high is not None:
-                c = _compare(s, high)
-                if c > 0 or (c == 0 and not node.include_high):
-                    return False
-            return True
+            def inside_day(v: Any) -> bool:
+                s = str(v)
+                if not _DAY_RE.match(s):
+                    return _inside(s, node, low, high)
+                return (lo < s or (node.include_low and lo == s)) and (s < hi or (node.include_high and s == hi))
 
-        return {doc for doc, vals in enumerate(self.index.values(path)) if any(inside(v) for v in vals)}
+            return {doc for doc, vals in enumerate(values) if any(inside_day(v) for v in vals)}
+        return {doc for doc, vals in enumerate(values) if any(_inside(str(v), node, low, high) for v in vals)}
+
+
+def _inside(s: str, node: Range, low: str | None, high: str | None) -> bool:
+    if low is not None:
+        c = _compare(s, low)
+        if c < 0 or (c == 0 and not node.include_low):
+            return False
+    if high is not None:
+        c = _compare(s, high)
+        if c > 0 or (c == 0 and not node.include_high):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -729,11 +741,14 @@ class Engine:
     def _search(self, raw: dict[str, str], params: dict[str, Any], matches, specs, origin: str) -> EngineResponse:
         total = len(matches)
         limit, skip = params["limit"], params["skip"]
-        docs, keys = self._ordered(params.get("search", ""), params.get("sort", ""), matches, specs)
-        start = skip
-        if "search_after" in params:
-            cursor = self._parse_cursor(params["search_after"], specs)
-            start = _bisect_after(keys, cursor, lambda a, b: self._cmp(a, b, specs))
+        if limit == 0 and "search_after" not in params:  # a total only: no need to order the hits
+            docs, keys, start = [], [], 0
+        else:
+            docs, keys = self._ordered(params.get("search", ""), params.get("sort", ""), matches, specs)
+            start = skip
+            if "search_after" in params:
+                cursor = self._parse_cursor(params["search_after"], specs)
+                start = _bisect_after(keys, cursor, lambda a, b: self._cmp(a, b, specs))
         page = docs[start : start + limit]
         if not page and not (limit == 0 and total > 0):
             return _error(404, "NOT_FOUND", "No matches found!")

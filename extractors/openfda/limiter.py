@@ -34,8 +34,9 @@ def default_daily_quota(has_key: bool, override: int | None) -> int:
 class SharedRateLimiter:
     """`acquire()` blocks until a request may be sent and counts it against the day's quota.
 
-    The bucket holds at most one second's worth of tokens, so even a burst stays near the rate
-    (openFDA answers 429 to parallel bursts below 240/min). Days are UTC calendar days.
+    The bucket holds a single token: requests are paced evenly (250 ms apart at 240/min) and never
+    burst, because openFDA answers 429 to parallel bursts below 240/min (FDA/openfda#111); any 60 s
+    window then sees at most rate + 1 requests. Days are UTC calendar days.
     """
 
     def __init__(
@@ -52,7 +53,7 @@ class SharedRateLimiter:
             raise ValueError(f"rate_limit_per_minute must be positive, got {per_minute}")
         self.state_dir = Path(state_dir)
         self.per_second = per_minute / 60.0
-        self.capacity = max(1.0, per_minute / 60.0)
+        self.capacity = 1.0
         self.daily_quota = daily_quota
         self.scope = scope
         self._clock = clock

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from pv.settings import DEFAULT_DRUGS_FILE, Settings
+# tests/conftest.py puts tests/ on sys.path, where tests/extractors/ (no __init__) would be imported as a
+# namespace package `extractors` ahead of the editable install's finder under a bare `pytest`. Put the
+# project first and drop any such shadow so `extractors.openfda` is the real package.
+_PROJECT = str(Path(__file__).resolve().parents[3])
+if _PROJECT not in sys.path[:1]:
+    sys.path.insert(0, _PROJECT)
+if getattr(sys.modules.get("extractors"), "__file__", "") is None:
+    for _name in [m for m in sys.modules if m == "extractors" or m.startswith("extractors.")]:
+        del sys.modules[_name]
+
+from pv.settings import DEFAULT_DRUGS_FILE, Settings  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "openfda"
 REAL_100 = DATA / "drug-event-limit100-results.json"
@@ -117,3 +128,11 @@ def week_engine():
     from extractors.openfda.synthetic import synthetic_reports
 
     return Engine(synthetic_reports(4_500, date(2024, 1, 1), n_background=1_000, seed=3), TEST_LAST_UPDATED)
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_api_key(monkeypatch):
+    """Tests decide the key themselves: none from the environment or an Airflow imported elsewhere."""
+    monkeypatch.delenv("OPENFDA_API_KEY", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_OPENFDA_DEFAULT", raising=False)
+    monkeypatch.setattr("extractors.openfda.client._airflow_api_key", lambda: None)

@@ -290,6 +290,7 @@ def all_bytes_under(root: Path) -> list[tuple[Path, bytes]]:
 
 def test_api_key_is_sent_but_never_stored_or_logged(tmp_path, week_engine, serve, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="urllib3.connectionpool")  # whatever logging config ran before
     monkeypatch.setenv("OPENFDA_API_KEY", SECRET)
     server = serve(week_engine, FaultPlan(pattern=["429", "ok", "reset", "ok", "500", "ok", "ok"], retry_after=0))
     settings = live_settings(tmp_path, server, openfda_api_key=None)
@@ -347,9 +348,9 @@ def test_token_bucket_holds_the_rate_with_a_fake_clock(tmp_path):
     for _ in range(20):
         limiter.acquire()
         stamps.append(now[0])
-    # capacity 2 (one second's worth) then one every 0.5 s
-    assert stamps[:2] == [1000.0, 1000.0]
-    assert stamps[-1] == pytest.approx(1000.0 + 18 * 0.5)
+    # one token: the first request at once, then one every 0.5 s, never a burst
+    assert stamps[0] == 1000.0
+    assert [round(b - a, 6) for a, b in zip(stamps, stamps[1:], strict=False)] == [0.5] * 19
     assert limiter.used_today() == 20
 
 
@@ -371,7 +372,7 @@ def test_run_that_would_exceed_the_quota_stops_before_paging(tmp_path, week_engi
 
 @pytest.mark.slow
 def test_limiter_holds_two_concurrent_processes_under_the_rate(tmp_path, serve):
-    rate = 600  # per minute: 10/s, bucket capacity 10
+    rate = 600  # per minute: 10/s, one request every 100 ms
     engine = Engine(
         synthetic_reports(2_000, date(2024, 1, 1), seed=5)
         + synthetic_reports(2_000, date(2024, 1, 8), seed=6, id_offset=60_000_000),
@@ -389,7 +390,7 @@ def test_limiter_holds_two_concurrent_processes_under_the_rate(tmp_path, serve):
         assert proc.returncode == 0, err.decode()[-2000:]
     stamps = sorted(r.at for r in server.requests)
     assert len(stamps) == 40
-    per_second, capacity = rate / 60, 10
+    per_second, capacity = rate / 60, 1
     for i in range(len(stamps)):
         for j in range(i, len(stamps)):
             assert j - i + 1 <= capacity + per_second * (stamps[j] - stamps[i]) + 1, (i, j)
