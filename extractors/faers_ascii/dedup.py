@@ -91,7 +91,7 @@ def _orphan_records(quarter: RawQuarter, table: str, lost: pd.DataFrame) -> pd.D
     rejected_demo = q[(q["dataset"] == "faers_ascii/DEMO") & (q["action"] == "rejected")]
     demo_lines = dict(zip(rejected_demo["record_id"], rejected_demo["line_number"], strict=True))
     ids = lost["primaryid"].astype("string")
-    demo_line = ids.map(demo_lines)
+    demo_line = ids.map(demo_lines).astype("Int64")
     reason = ("primaryid " + ids + f": no DEMO line in {quarter.quarter}").where(
         demo_line.isna(),
         "primaryid " + ids + ": its DEMO line " + demo_line.astype("string") + " was quarantined",
