@@ -8,25 +8,6 @@ Modules:
     trend       -- cumulative-by-quarter scores and first signal quarter per rule.
     cli         -- ``pv signals`` command.
 
-Conventions for zero cells are documented in docs/signals.md.
+Conventions for zero cells are documented in docs/signals.md. Nothing is re-exported here:
+import from the modules (the package also works as a namespace package).
 """
-
-SCORE_COLUMNS: tuple[str, ...] = (
-    "drug",
-    "event",
-    "n",
-    "e",
-    "prr",
-    "prr_lower",
-    "prr_upper",
-    "chi2",
-    "ror",
-    "ror_lower",
-    "ror_upper",
-    "ic",
-    "ic025",
-    "ic975",
-    "ebgm",
-    "eb05",
-    "eb95",
-)

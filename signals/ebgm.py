@@ -113,8 +113,8 @@ DEFAULT_STARTS: tuple[Theta, ...] = (
     (0.2, 0.06, 1.4, 1.8, 0.1),
 )
 
-_LOG_BOUND = math.log(1e4)  # shapes and rates kept within [1e-4, 1e4]
-_LOGIT_BOUND = 12.0  # p kept within about [6e-6, 1 - 6e-6]
+_LOG_BOUND = math.log(1e4)  # shapes and rates searched within [1e-4, 1e4]
+_LOGIT_BOUND = 12.0  # p searched within about [6e-6, 1 - 6e-6]
 
 
 class _Cells(NamedTuple):
@@ -164,7 +164,9 @@ def _component(
     log_bpe = np.log(beta + e)
     log_r = math.log(beta) - log_bpe  # log prob, prob = beta / (beta + E)
     log_x = log_e - log_bpe  # log (1 - prob)
-    lg = special.gammaln(cells.n_values + alpha) - special.gammaln(cells.n_values + 1) - special.gammaln(alpha)
+    lg = (
+        special.gammaln(cells.n_values + alpha) - special.gammaln(cells.n_values + 1) - special.gammaln(alpha)
+    )
     log_f = lg[cells.n_index] + alpha * log_r + n * log_x
 
     if n_star <= 0:
@@ -183,7 +185,8 @@ def _component(
 
     dig = special.digamma(cells.n_values + alpha) - special.digamma(alpha)
     d_alpha = dig[cells.n_index] + log_r
-    d_beta = alpha / beta - (alpha + n) * np.exp(-log_bpe)
+    inv_bpe = 1.0 / (beta + e)
+    d_beta = alpha / beta - (alpha + n) * inv_bpe
     if n_star == 1:
         p0 = np.exp(t)
         d_alpha -= -p0 * log_r / s
@@ -191,21 +194,27 @@ def _component(
     elif n_star > 1:
         # dS/dprob from the incomplete beta density; dS/dalpha as minus the sum of the
         # alpha-derivatives of P(N = m), m < N*.
-        dens = np.exp(
-            (n_star - 1) * log_x + (alpha - 1) * log_r - special.betaln(float(n_star), alpha)
-        )
-        d_prob = -dens * e * np.exp(-2 * log_bpe)
+        dens = np.exp((n_star - 1) * log_x + (alpha - 1) * log_r - special.betaln(float(n_star), alpha))
+        d_prob = -dens * e * inv_bpe**2
         d_beta -= d_prob / s
         ds_alpha = np.zeros_like(e)
         dig0 = special.digamma(alpha)
         for m in range(n_star):  # N* is a small integer: loop over it, vectorized over pairs
             log_pm = (
-                special.gammaln(m + alpha) - special.gammaln(m + 1.0) - special.gammaln(alpha)
-                + alpha * log_r + (m * log_x if m else 0.0)
+                special.gammaln(m + alpha)
+                - special.gammaln(m + 1.0)
+                - special.gammaln(alpha)
+                + alpha * log_r
+                + (m * log_x if m else 0.0)
             )
             ds_alpha -= np.exp(log_pm) * (special.digamma(m + alpha) - dig0 + log_r)
         d_alpha -= ds_alpha / s
     return log_g, d_alpha, d_beta
+
+
+def _dot(x: FloatArray, y: FloatArray) -> float:
+    """Inner product without BLAS: threaded BLAS on two contended cores costs more than it saves."""
+    return float(np.einsum("i,i->", x, y))
 
 
 def _nll(u: FloatArray, cells: _Cells, n_star: int, grad: bool = True) -> tuple[float, FloatArray] | float:
@@ -217,7 +226,7 @@ def _nll(u: FloatArray, cells: _Cells, n_star: int, grad: bool = True) -> tuple[
     lp2 = g2 + special.log_expit(-u[4])
     log_l = np.logaddexp(lp1, lp2)
     w = cells.weight
-    value = -float(np.dot(w, log_l))
+    value = -float(_dot(w, log_l))
     if not grad:
         return value
     r1 = np.exp(lp1 - log_l)  # posterior weight of component 1 given N >= N*
@@ -225,10 +234,10 @@ def _nll(u: FloatArray, cells: _Cells, n_star: int, grad: bool = True) -> tuple[
     wr2 = w - wr1
     g = -np.array(
         [
-            a1 * np.dot(wr1, da1),
-            b1 * np.dot(wr1, db1),
-            a2 * np.dot(wr2, da2),
-            b2 * np.dot(wr2, db2),
+            a1 * _dot(wr1, da1),
+            b1 * _dot(wr1, db1),
+            a2 * _dot(wr2, da2),
+            b2 * _dot(wr2, db2),
             float(wr1.sum()) - p * float(w.sum()),
         ]
     )
@@ -274,15 +283,23 @@ def fit_prior(
     *,
     weights: npt.ArrayLike | None = None,
     fallback: Prior = DEFAULT_PRIOR,
-    min_pairs: int = 5,
+    min_pairs: int = 50,
+    screen_above: int = 50_000,
 ) -> Prior:
-    """Maximum-likelihood prior on pairs with N >= N*; best of several starts is kept.
+    """Maximum-likelihood prior on pairs with N >= N*; the best of several starts is kept.
 
     Optimizes in log-shape/log-rate/logit-p space with an analytic gradient (L-BFGS-B), so
-    the parameters stay valid without constraints. A fit that cannot be trusted -- too few
-    pairs, no start converging, or an estimate on the search boundary (a degenerate mixture)
-    -- returns ``fallback`` with ``converged=False`` and the reason in ``message``; the
-    caller never receives a silently bad prior.
+    the parameters stay valid without constraints. Identical (N, E) pairs are merged first
+    (exact). With more than ``screen_above`` distinct cells, the starts are screened on a
+    squashed copy (E averaged in bins of equal size within each N, DuMouchel et al. 2001)
+    and the best one is then polished on the full data, so the reported likelihood and
+    estimates are those of the full data.
+
+    A fit that cannot be used -- fewer than ``min_pairs`` pairs, or no start converging to
+    a finite likelihood -- returns ``fallback`` with ``converged=False`` and the reason in
+    ``message``; the caller never receives a silently bad prior. An estimate on the search
+    box edge (shape or rate at 1e-4 or 1e4, p within 6e-6 of 0 or 1) is a limit model, e.g.
+    a log-series component when a shape goes to 0; it is kept and named in ``message``.
     """
     if n_star < 0:
         raise ValueError("n_star must be >= 0")
@@ -290,43 +307,32 @@ def fit_prior(
     cells = _collapse(n_arr, e_arr, w_arr)
     n_pairs = float(cells.weight.sum())
     if n_pairs < min_pairs:
-        return _fallback(fallback, cells, n_star, f"only {n_pairs:.0f} pairs with N >= {n_star}")
+        return _fallback(
+            fallback, cells, n_star, f"only {n_pairs:.0f} pairs with N >= {n_star}, need {min_pairs}"
+        )
 
     starts = DEFAULT_STARTS if starts is None else starts
-    bounds = [(-_LOG_BOUND, _LOG_BOUND)] * 4 + [(-_LOGIT_BOUND, _LOGIT_BOUND)]
-    results: list[tuple[float, FloatArray, bool, str]] = []
-    for start in starts:
-        u0 = np.clip(_free_from_theta(start), [b[0] for b in bounds], [b[1] for b in bounds])
-        try:
-            res = optimize.minimize(
-                _nll,
-                u0,
-                args=(cells, n_star),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=bounds,
-                options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-7, "maxcor": 20},
-            )
-        except (ValueError, FloatingPointError, ArithmeticError) as exc:  # pragma: no cover
-            results.append((math.inf, u0, False, str(exc)))
-            continue
-        results.append((float(res.fun), np.asarray(res.x), bool(res.success), str(res.message)))
-
+    screen = _squash(cells, bins_per_n=2000) if cells.n.size > screen_above else cells
+    results = [_minimize(_clip(_free_from_theta(start)), screen, n_star) for start in starts]
     finite = [r for r in results if math.isfinite(r[0])]
     if not finite:
         return _fallback(fallback, cells, n_star, "likelihood not finite at any start")
-    best_value, best_u, best_ok, best_msg = min(finite, key=lambda r: r[0])
-    lo = np.array([b[0] for b in bounds])
-    hi = np.array([b[1] for b in bounds])
-    on_bound = np.isclose(best_u, lo, atol=1e-3) | np.isclose(best_u, hi, atol=1e-3)
     n_ok = sum(1 for r in finite if r[2])
-    if not best_ok:
+    best_value, best_u, best_ok, best_msg = min(finite, key=lambda r: (not r[2], r[0]))
+    spread = max(r[0] for r in finite if r[2]) - best_value if n_ok else math.nan
+    screened = ""
+    if screen is not cells:
+        best_value, best_u, best_ok, best_msg = _minimize(best_u, cells, n_star)
+        screened = f"; starts screened on {screen.n.size} squashed points, best polished on full data"
+    if not best_ok or not math.isfinite(best_value):
         return _fallback(fallback, cells, n_star, f"optimizer did not converge: {best_msg}")
-    if on_bound.any():
-        names = np.array(["alpha1", "beta1", "alpha2", "beta2", "p"])[on_bound]
-        return _fallback(fallback, cells, n_star, f"degenerate fit: {', '.join(names)} at search bound")
+
     a1, b1, a2, b2, p = _theta_from_free(best_u)
-    spread = max(r[0] for r in finite if r[2]) - best_value
+    on_edge = (np.abs(best_u - _LOWER) < 1e-3) | (np.abs(best_u - _UPPER) < 1e-3)
+    edge = ""
+    if on_edge.any():
+        names = ", ".join(np.array(["alpha1", "beta1", "alpha2", "beta2", "p"])[on_edge])
+        edge = f"; {names} at the search box edge (limit model)"
     return Prior(
         alpha1=a1,
         beta1=b1,
@@ -337,10 +343,62 @@ def fit_prior(
         n_star=n_star,
         converged=True,
         message=(
-            f"ML fit on {n_pairs:.0f} pairs with N >= {n_star}; {n_ok}/{len(starts)} starts converged; "
-            f"worst converged start {spread:.3g} above best"
+            f"ML fit on {n_pairs:.0f} pairs with N >= {n_star}; {n_ok}/{len(starts)} starts converged, "
+            f"spread {spread:.3g} in neg log-likelihood{screened}{edge}"
         ),
     )
+
+
+_LOWER = np.array([-_LOG_BOUND] * 4 + [-_LOGIT_BOUND])
+_UPPER = np.array([_LOG_BOUND] * 4 + [_LOGIT_BOUND])
+
+
+def _clip(u: FloatArray) -> FloatArray:
+    return np.clip(u, _LOWER, _UPPER)
+
+
+def _minimize(u0: FloatArray, cells: _Cells, n_star: int) -> tuple[float, FloatArray, bool, str]:
+    """One L-BFGS-B run; a stop with a tiny projected gradient also counts as converged."""
+    try:
+        res = optimize.minimize(
+            _nll,
+            u0,
+            args=(cells, n_star),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=list(zip(_LOWER, _UPPER, strict=True)),
+            options={"maxiter": 1000, "ftol": 1e-14, "gtol": 1e-8, "maxcor": 20},
+        )
+    except (ValueError, ArithmeticError) as exc:  # pragma: no cover - defensive
+        return math.inf, u0, False, str(exc)
+    u = np.asarray(res.x)
+    value = float(res.fun)
+    ok = bool(res.success)
+    if not ok and math.isfinite(value):
+        _, g = _nll(u, cells, n_star)
+        free = ~(((u <= _LOWER + 1e-9) & (g > 0)) | ((u >= _UPPER - 1e-9) & (g < 0)))
+        ok = bool(np.max(np.abs(g[free]), initial=0.0) <= 1e-4 * max(1.0, float(cells.weight.sum())) ** 0.5)
+    return value, u, ok, str(res.message)
+
+
+def _squash(cells: _Cells, bins_per_n: int) -> _Cells:
+    """Average E within equal-count bins of consecutive E for each N (cells sorted by N, E)."""
+    n = cells.n
+    group_start = np.flatnonzero(np.r_[True, n[1:] != n[:-1]])
+    group_size = np.diff(np.r_[group_start, n.size])
+    group = np.repeat(np.arange(group_start.size), group_size)
+    rank = np.arange(n.size) - group_start[group]
+    size = group_size[group]
+    bins = np.minimum(size, bins_per_n)
+    local = (rank * bins) // size
+    offsets = np.r_[0, np.cumsum(np.minimum(group_size, bins_per_n))[:-1]]
+    key = offsets[group] + local
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    w = np.add.reduceat(cells.weight, starts)
+    e = np.add.reduceat(cells.weight * cells.e, starts) / w
+    n_sq = n[starts]
+    n_values, n_index = np.unique(n_sq, return_inverse=True)
+    return _Cells(n_sq, e, np.log(e), w, n_values, n_index)
 
 
 def _fallback(fallback: Prior, cells: _Cells, n_star: int, reason: str) -> Prior:
@@ -355,31 +413,56 @@ def _fallback(fallback: Prior, cells: _Cells, n_star: int, reason: str) -> Prior
 
 
 class Posterior(NamedTuple):
-    """Two-gamma posterior of lambda for each pair: weight of component 1, shapes, rates."""
+    """Two-gamma posterior of lambda for each pair: weight of component 1, shapes, rates.
+
+    ``n_values``/``n_index`` give the distinct counts and each pair's position among them,
+    so that functions of the shape alone are evaluated once per distinct N.
+    """
 
     qn: FloatArray
     shape1: FloatArray
     rate1: FloatArray
     shape2: FloatArray
     rate2: FloatArray
+    alpha1: float
+    alpha2: float
+    n_values: FloatArray
+    n_index: npt.NDArray[np.intp]
+
+
+def _count_index(n: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+    """Distinct values of N and each pair's index into them; O(len) for ordinary counts."""
+    flat = n.reshape(-1)
+    if (
+        flat.size
+        and flat.min() >= 0
+        and flat.max() <= 4 * flat.size + 1000
+        and np.all(flat == np.floor(flat))
+    ):
+        idx = flat.astype(np.intp)
+        present = np.flatnonzero(np.bincount(idx))
+        lookup = np.zeros(int(idx.max()) + 1, dtype=np.intp)
+        lookup[present] = np.arange(present.size)
+        return present.astype(np.float64), lookup[idx].reshape(n.shape)
+    values, index = np.unique(flat, return_inverse=True)
+    return values, index.reshape(n.shape)
 
 
 def posterior(prior: Prior, n: npt.ArrayLike, e: npt.ArrayLike) -> Posterior:
     """Posterior mixture; Qn uses the untruncated NB densities (DuMouchel 1999 eq. 6)."""
     n_arr = np.asarray(n, dtype=np.float64)
     e_arr = np.asarray(e, dtype=np.float64)
-    n_values, n_index = np.unique(n_arr, return_inverse=True)
-    n_index = n_index.reshape(n_arr.shape)
+    n_values, n_index = _count_index(n_arr)
     a1, b1, a2, b2, p = prior.theta
-
-    def log_nb(alpha: float, beta: float) -> FloatArray:
-        lg = special.gammaln(n_values + alpha) - special.gammaln(n_values + 1) - special.gammaln(alpha)
-        log_bpe = np.log(beta + e_arr)
-        return lg[n_index] + alpha * (math.log(beta) - log_bpe) + special.xlogy(n_arr, e_arr) - n_arr * log_bpe
-
-    logit_q = math.log(p) - math.log1p(-p) + log_nb(a1, b1) - log_nb(a2, b2)
-    qn = special.expit(logit_q)
-    return Posterior(qn, a1 + n_arr, b1 + e_arr, a2 + n_arr, b2 + e_arr)
+    lg1 = special.gammaln(n_values + a1) - special.gammaln(a1)
+    lg2 = special.gammaln(n_values + a2) - special.gammaln(a2)
+    log_bpe1 = np.log(b1 + e_arr)
+    log_bpe2 = np.log(b2 + e_arr)
+    # log f1 - log f2; the N! and N log E terms cancel
+    diff = (lg1 - lg2)[n_index] + a1 * (math.log(b1) - log_bpe1) - a2 * (math.log(b2) - log_bpe2)
+    diff -= n_arr * (log_bpe1 - log_bpe2)
+    qn = special.expit(math.log(p) - math.log1p(-p) + diff)
+    return Posterior(qn, a1 + n_arr, b1 + e_arr, a2 + n_arr, b2 + e_arr, a1, a2, n_values, n_index)
 
 
 def ebgm(prior: Prior, n: npt.ArrayLike, e: npt.ArrayLike) -> FloatArray:
@@ -389,8 +472,10 @@ def ebgm(prior: Prior, n: npt.ArrayLike, e: npt.ArrayLike) -> FloatArray:
 
 
 def _ebgm_from_posterior(post: Posterior) -> FloatArray:
-    log1 = special.digamma(post.shape1) - np.log(post.rate1)
-    log2 = special.digamma(post.shape2) - np.log(post.rate2)
+    dig1 = special.digamma(post.n_values + post.alpha1)[post.n_index]
+    dig2 = special.digamma(post.n_values + post.alpha2)[post.n_index]
+    log1 = dig1 - np.log(post.rate1)
+    log2 = dig2 - np.log(post.rate2)
     return np.exp(post.qn * log1 + (1 - post.qn) * log2)
 
 
@@ -401,13 +486,9 @@ def posterior_quantile(
     return _mixture_quantile(posterior(prior, n, e), prob, rtol=rtol)
 
 
-def _gamma_quantile_by_shape(shape: FloatArray, prob: float) -> FloatArray:
-    """Unit-rate gamma quantiles, computed once per distinct shape (shape = alpha + N)."""
-    values, index = np.unique(shape, return_inverse=True)
-    return special.gammaincinv(values, prob)[index.reshape(shape.shape)]
-
-
-def _mixture_quantile(post: Posterior, prob: float, *, rtol: float = 1e-10, max_iter: int = 100) -> FloatArray:
+def _mixture_quantile(
+    post: Posterior, prob: float, *, rtol: float = 1e-10, max_iter: int = 100
+) -> FloatArray:
     """Solve Qn G1(x) + (1 - Qn) G2(x) = prob by safeguarded Newton in log x.
 
     The root lies between the two components' own quantiles, which bracket it; Newton steps
@@ -416,8 +497,8 @@ def _mixture_quantile(post: Posterior, prob: float, *, rtol: float = 1e-10, max_
     """
     if not 0 < prob < 1:
         raise ValueError("prob must be in (0, 1)")
-    x1 = _gamma_quantile_by_shape(post.shape1, prob) / post.rate1
-    x2 = _gamma_quantile_by_shape(post.shape2, prob) / post.rate2
+    x1 = special.gammaincinv(post.n_values + post.alpha1, prob)[post.n_index] / post.rate1
+    x2 = special.gammaincinv(post.n_values + post.alpha2, prob)[post.n_index] / post.rate2
     tiny = np.finfo(np.float64).tiny
     lo = np.log(np.maximum(np.minimum(x1, x2), tiny))
     hi = np.log(np.maximum(np.maximum(x1, x2), tiny))
@@ -427,9 +508,16 @@ def _mixture_quantile(post: Posterior, prob: float, *, rtol: float = 1e-10, max_
     y = np.where(q >= 1, np.log(np.maximum(x1, tiny)), y)  # a single component left
     y = np.where(q <= 0, np.log(np.maximum(x2, tiny)), y)
     active = np.flatnonzero((hi - lo > rtol) & (q > 0) & (q < 1))
-    qa, s1, r1, s2, r2 = q[active], post.shape1[active], post.rate1[active], post.shape2[active], post.rate2[active]
+    qa, s1, r1, s2, r2 = (
+        q[active],
+        post.shape1[active],
+        post.rate1[active],
+        post.shape2[active],
+        post.rate2[active],
+    )
     ya, la, ha = y[active], lo[active], hi[active]
-    lg1, lg2 = special.gammaln(s1), special.gammaln(s2)
+    lg1 = special.gammaln(post.n_values + post.alpha1)[post.n_index[active]]
+    lg2 = special.gammaln(post.n_values + post.alpha2)[post.n_index[active]]
     for _ in range(max_iter):
         if ya.size == 0:
             break
@@ -465,11 +553,34 @@ class EBScores(NamedTuple):
 
 
 def eb_scores(prior: Prior, n: npt.ArrayLike, e: npt.ArrayLike, *, rtol: float = 1e-10) -> EBScores:
-    """EBGM, EB05 and EB95 for every pair (N = 0 and E = 0 give the prior's values)."""
-    post = posterior(prior, n, e)
-    return EBScores(
+    """EBGM, EB05 and EB95 for every pair (N = 0 and E = 0 give the prior's values).
+
+    Scores depend on (N, E) only, so they are computed once per distinct (N, E) cell.
+    """
+    n_arr = np.asarray(n, dtype=np.float64)
+    e_arr = np.asarray(e, dtype=np.float64)
+    if n_arr.shape != e_arr.shape:
+        raise ValueError("n and e must have the same shape")
+    n_u, e_u, inverse = _distinct_cells(n_arr.reshape(-1), e_arr.reshape(-1))
+    post = posterior(prior, n_u, e_u)
+    scores = (
         _ebgm_from_posterior(post),
         _mixture_quantile(post, 0.05, rtol=rtol),
         _mixture_quantile(post, 0.95, rtol=rtol),
         post.qn,
     )
+    return EBScores(*(v[inverse].reshape(n_arr.shape) for v in scores))
+
+
+def _distinct_cells(n: FloatArray, e: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.intp]]:
+    """Distinct (N, E) pairs and the inverse map back to the input order."""
+    if n.size == 0:
+        return n, e, np.zeros(0, dtype=np.intp)
+    order = np.lexsort((e, n))
+    ns, es = n[order], e[order]
+    start = np.ones(n.size, dtype=bool)
+    start[1:] = (ns[1:] != ns[:-1]) | (es[1:] != es[:-1])
+    group = np.cumsum(start) - 1
+    inverse = np.empty(n.size, dtype=np.intp)
+    inverse[order] = group
+    return ns[start], es[start], inverse

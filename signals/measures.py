@@ -26,6 +26,27 @@ from signals.contingency import COUNT_COLUMNS, FloatArray, expected_count, two_b
 from signals.ebgm import DEFAULT_PRIOR, Prior, eb_scores
 from signals.validation import check_counts
 
+#: Columns of a scores table (SCORES.csv), in order.
+SCORE_COLUMNS: tuple[str, ...] = (
+    "drug",
+    "event",
+    "n",
+    "e",
+    "prr",
+    "prr_lower",
+    "prr_upper",
+    "chi2",
+    "ror",
+    "ror_lower",
+    "ror_upper",
+    "ic",
+    "ic025",
+    "ic975",
+    "ebgm",
+    "eb05",
+    "eb95",
+)
+
 #: Two-sided 95% normal quantile, as R's qnorm(0.975); FDA's PRR tables use 1.96 exactly.
 Z95: float = float(special.ndtri(0.975))
 
@@ -182,11 +203,10 @@ def score_table(
     """
     check_counts(counts)
     n = counts["n"].to_numpy(dtype=np.float64)
-    table = two_by_two(n, counts["drug_total"], counts["event_total"], counts["total"])
-    if "e" in counts.columns:
-        e = counts["e"].to_numpy(dtype=np.float64)
-    else:
-        e = expected_count(table.a + table.b, table.a + table.c, table.a + table.b + table.c + table.d)
+    dt = counts["drug_total"].to_numpy(dtype=np.float64)
+    et = counts["event_total"].to_numpy(dtype=np.float64)
+    tot = counts["total"].to_numpy(dtype=np.float64)
+    e = counts["e"].to_numpy(dtype=np.float64) if "e" in counts.columns else expected_count(dt, et, tot)
 
     if prior is not None:
         used: Prior = prior
@@ -195,42 +215,61 @@ def score_table(
     else:
         used = DEFAULT_PRIOR
 
-    p = prr(*table)
-    r = ror(*table)
-    i = ic(table.a, e)
-    s = eb_scores(used, n, e)
+    columns = score_arrays(n, dt, et, tot, used, e=e)
     out = pd.DataFrame(
-        {
-            "drug": counts["drug"].to_numpy(),
-            "event": counts["event"].to_numpy(),
-            "n": counts["n"].to_numpy(dtype=np.int64),
-            "e": e,
-            "prr": p.estimate,
-            "prr_lower": p.lower,
-            "prr_upper": p.upper,
-            "chi2": chi2_yates(*table),
-            "ror": r.estimate,
-            "ror_lower": r.lower,
-            "ror_upper": r.upper,
-            "ic": i.estimate,
-            "ic025": i.lower,
-            "ic975": i.upper,
-            "ebgm": s.ebgm,
-            "eb05": s.eb05,
-            "eb95": s.eb95,
-            "a": table.a.astype(np.int64),
-            "b": table.b.astype(np.int64),
-            "c": table.c.astype(np.int64),
-            "d": table.d.astype(np.int64),
-        },
+        {"drug": counts["drug"].to_numpy(), "event": counts["event"].to_numpy(), **columns},
         index=counts.index,
     )
     return out, used
 
 
+def score_arrays(
+    n: npt.ArrayLike,
+    drug_total: npt.ArrayLike,
+    event_total: npt.ArrayLike,
+    total: npt.ArrayLike,
+    prior: Prior,
+    *,
+    e: npt.ArrayLike | None = None,
+) -> dict[str, np.ndarray]:
+    """All measures for already-validated counts, as arrays keyed by SCORES column name.
+
+    The unvalidated core of ``score_table``, for callers (trend) whose rows legitimately
+    repeat a pair, e.g. once per quarter.
+    """
+    table = two_by_two(n, drug_total, event_total, total)
+    e_arr = expected_count(drug_total, event_total, total) if e is None else np.asarray(e, dtype=np.float64)
+    p = prr(*table)
+    r = ror(*table)
+    i = ic(table.a, e_arr)
+    s = eb_scores(prior, table.a, e_arr)
+    return {
+        "n": table.a.astype(np.int64),
+        "e": e_arr,
+        "prr": p.estimate,
+        "prr_lower": p.lower,
+        "prr_upper": p.upper,
+        "chi2": chi2_yates(*table),
+        "ror": r.estimate,
+        "ror_lower": r.lower,
+        "ror_upper": r.upper,
+        "ic": i.estimate,
+        "ic025": i.lower,
+        "ic975": i.upper,
+        "ebgm": s.ebgm,
+        "eb05": s.eb05,
+        "eb95": s.eb95,
+        "a": table.a.astype(np.int64),
+        "b": table.b.astype(np.int64),
+        "c": table.c.astype(np.int64),
+        "d": table.d.astype(np.int64),
+    }
+
+
 __all__ = [
     "COUNT_COLUMNS",
     "Interval",
+    "SCORE_COLUMNS",
     "Z95",
     "chi2_yates",
     "ic",
@@ -239,5 +278,6 @@ __all__ = [
     "prr",
     "relative_reporting_ratio",
     "ror",
+    "score_arrays",
     "score_table",
 ]

@@ -17,19 +17,35 @@ MARGIN_COLUMNS: tuple[str, ...] = ("drug_total", "event_total", "total")
 
 
 class CountsError(ValueError):
-    """A problem in a count table; ``row`` is the 0-based row position, if any."""
+    """A problem in a count table at 0-based row position ``row`` (if any).
 
-    def __init__(self, message: str, *, row: int | None = None, column: str | None = None) -> None:
-        super().__init__(message)
+    ``message`` may contain ``{other}``, the place of a related earlier row (``other_row``),
+    so that callers can name it as a row or as a file line.
+    """
+
+    def __init__(
+        self, message: str, *, row: int | None = None, column: str | None = None, other_row: int | None = None
+    ) -> None:
         self.message = message
         self.row = row
         self.column = column
+        self.other_row = other_row
+        super().__init__(self.describe())
+
+    def describe(self, line_offset: int | None = None) -> str:
+        """Message with the related row named as 'row R' or, given an offset, 'line R + offset'."""
+        if self.other_row is None:
+            return self.message
+        other = f"row {self.other_row}" if line_offset is None else f"line {self.other_row + line_offset}"
+        return self.message.format(other=other)
 
 
 def as_counts(values: pd.Series, column: str) -> npt.NDArray[np.int64]:
     """Coerce one column to non-negative int64, naming the first row that is not a count."""
     raw = values.to_numpy()
-    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(values.dtype):
+    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_extension_array_dtype(
+        values.dtype
+    ):
         arr = raw.astype(np.int64)
         bad = arr < 0
         if bad.any():
@@ -37,9 +53,13 @@ def as_counts(values: pd.Series, column: str) -> npt.NDArray[np.int64]:
             raise CountsError(f"negative count {arr[row]}", row=row, column=column)
         return arr
     if pd.api.types.is_bool_dtype(values.dtype):
-        raise CountsError("counts must be integers, not booleans", row=0 if len(values) else None, column=column)
+        raise CountsError(
+            "counts must be integers, not booleans", row=0 if len(values) else None, column=column
+        )
     text = values.astype("string").str.strip() if not pd.api.types.is_numeric_dtype(values.dtype) else None
-    num = pd.to_numeric(text if text is not None else values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    num = pd.to_numeric(text if text is not None else values, errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
     bad_num = ~np.isfinite(num)
     if bad_num.any():
         row = int(np.flatnonzero(bad_num)[0])
@@ -76,6 +96,7 @@ def complete_counts(frame: pd.DataFrame) -> pd.DataFrame:
             f"margin columns must be given together: have {present}, missing {absent}", column=absent[0]
         )
     _check_names(frame)
+    _check_unique_pairs(frame)
     n = as_counts(frame["n"], "n")
     out = pd.DataFrame({"drug": frame["drug"].to_numpy(), "event": frame["event"].to_numpy(), "n": n})
     if present:
@@ -96,6 +117,7 @@ def check_counts(counts: pd.DataFrame) -> None:
         if col not in counts.columns:
             raise CountsError(f"missing required column '{col}'", column=col)
     _check_names(counts)
+    _check_unique_pairs(counts)
     n = as_counts(counts["n"], "n")
     dt = as_counts(counts["drug_total"], "drug_total")
     et = as_counts(counts["event_total"], "event_total")
@@ -119,6 +141,15 @@ def check_counts(counts: pd.DataFrame) -> None:
             r = int(np.flatnonzero(bad)[0])
             raise CountsError(f"expected count e must be finite and >= 0, got {e[r]!r}", row=r, column="e")
 
+    _check_constant(counts["drug"], dt, "drug_total", "drug")
+    _check_constant(counts["event"], et, "event_total", "event")
+    if len(tot) and (tot != tot[0]).any():
+        r = int(np.flatnonzero(tot != tot[0])[0])
+        raise CountsError(f"total {tot[r]} differs from {tot[0]} in the first row", row=r, column="total")
+
+
+def _check_unique_pairs(counts: pd.DataFrame) -> None:
+    """Each pair once: a repeated pair would be scored twice and inflate derived margins."""
     keys = counts[["drug", "event"]].reset_index(drop=True)
     repeated = keys.duplicated(keep="first").to_numpy()
     if repeated.any():
@@ -126,13 +157,11 @@ def check_counts(counts: pd.DataFrame) -> None:
         drug, event = keys.iloc[second, 0], keys.iloc[second, 1]
         first = int(np.flatnonzero(((keys["drug"] == drug) & (keys["event"] == event)).to_numpy())[0])
         raise CountsError(
-            f"duplicated pair (drug {drug!r}, event {event!r}), first at row {first}", row=second, column="event"
+            f"duplicated pair (drug {drug!r}, event {event!r}), first on {{other}}",
+            row=second,
+            column="event",
+            other_row=first,
         )
-    _check_constant(counts["drug"], dt, "drug_total", "drug")
-    _check_constant(counts["event"], et, "event_total", "event")
-    if len(tot) and (tot != tot[0]).any():
-        r = int(np.flatnonzero(tot != tot[0])[0])
-        raise CountsError(f"total {tot[r]} differs from {tot[0]} in the first row", row=r, column="total")
 
 
 def _check_names(frame: pd.DataFrame) -> None:
@@ -153,5 +182,8 @@ def _check_constant(keys: pd.Series, margin: np.ndarray, column: str, what: str)
         k = frame["k"].iloc[r]
         r0 = int(np.flatnonzero((frame["k"] == k).to_numpy())[0])
         raise CountsError(
-            f"{what} {k!r} has {column} {margin[r]} here but {margin[r0]} at row {r0}", row=r, column=column
+            f"{what} {k!r} has {column} {margin[r]} here but {margin[r0]} on {{other}}",
+            row=r,
+            column=column,
+            other_row=r0,
         )
