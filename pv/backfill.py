@@ -266,13 +266,18 @@ class RestDriver:
 
     # -- plumbing
     def _login(self) -> None:
-        if self._password is not None:
-            response = self._session.post(
-                f"{self.api_url}/auth/token", json={"username": self._username, "password": self._password},
-                timeout=self.timeout,
-            )
-        else:  # simple_auth_manager_all_admins: a token without credentials
-            response = self._session.get(f"{self.api_url}/auth/token", timeout=self.timeout)
+        import requests
+
+        try:
+            if self._password is not None:
+                response = self._session.post(
+                    f"{self.api_url}/auth/token", json={"username": self._username, "password": self._password},
+                    timeout=self.timeout,
+                )
+            else:  # simple_auth_manager_all_admins: a token without credentials
+                response = self._session.get(f"{self.api_url}/auth/token", timeout=self.timeout)
+        except requests.RequestException as error:
+            raise BackfillError(f"cannot reach the Airflow api-server at {self.api_url}: {error}") from error
         if response.status_code not in (200, 201):
             hint = "set PV_AIRFLOW_USERNAME / PV_AIRFLOW_PASSWORD" if self._password is None else "check the password"
             raise BackfillError(
@@ -670,8 +675,10 @@ def _api_answers(url: str) -> bool:
         return False
 
 
-def choose_driver(api_url: str | None) -> BackfillDriver:
+def choose_driver(api_url: str | None, *, force_cli: bool = False) -> BackfillDriver:
     """--api-url / PV_AIRFLOW_API_URL, else an api-server on the local default port, else the CLI."""
+    if force_cli:
+        return CliDriver()
     url = api_url or os.environ.get("PV_AIRFLOW_API_URL")
     if not url and _api_answers(DEFAULT_LOCAL_API_URL):
         url = DEFAULT_LOCAL_API_URL
@@ -698,7 +705,7 @@ def _command(args: argparse.Namespace) -> int:
             first_day=args.from_day, last_day=args.to_day, max_active_runs=args.max_active_runs,
             reprocess_behavior=args.reprocess_behavior, conf=_conf(args),
         )
-        outcome = run_backfill(choose_driver(args.api_url), request, poll_seconds=args.poll_seconds,
+        outcome = run_backfill(choose_driver(args.api_url, force_cli=args.cli), request, poll_seconds=args.poll_seconds,
                                timeout_seconds=args.timeout)
     except (BackfillError, ValueError) as error:
         print(f"pv backfill: {error}", file=sys.stderr)
@@ -724,6 +731,8 @@ def add_subparser(commands: argparse._SubParsersAction) -> argparse.ArgumentPars
                         help="weeks that already ran: skip them (none), rerun failed ones, or rerun all (completed)")
     parser.add_argument("--api-url", help="Airflow api-server, e.g. http://127.0.0.1:8080 (or PV_AIRFLOW_API_URL); "
                                           "credentials from PV_AIRFLOW_USERNAME / PV_AIRFLOW_PASSWORD")
+    parser.add_argument("--cli", action="store_true",
+                        help="use the airflow CLI against the metadata DB even when an api-server answers")
     parser.add_argument("--drug", help="Param drug for every run (default: the DAG's)")
     parser.add_argument("--source", choices=("sample", "openfda"), help="Param source for every run")
     parser.add_argument("--refresh", action="store_true", help="Param refresh: refetch raw data")
