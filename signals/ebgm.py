@@ -530,10 +530,11 @@ def _mixture_quantile(
         ha = np.where(f > 0, ya, ha)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = -f / dens
-        y_new = ya + step
-        outside = ~np.isfinite(y_new) | (y_new <= la) | (y_new >= ha)
-        y_new = np.where(outside, 0.5 * (la + ha), y_new)
-        done = (np.abs(y_new - ya) <= rtol) | (ha - la <= rtol) | (f == 0)
+        newton = ya + step
+        inside = np.isfinite(newton) & (newton > la) & (newton < ha)
+        small = np.abs(step) <= rtol  # converged: accept even if rounding puts it on the edge
+        y_new = np.where(f == 0, ya, np.where(inside | small, newton, 0.5 * (la + ha)))
+        done = (f == 0) | small | (ha - la <= rtol)
         y[active] = y_new
         keep = ~done
         active = active[keep]

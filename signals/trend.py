@@ -155,7 +155,9 @@ def cumulative_trend(
         first = np.full(len(selected), n_q)
         np.minimum.at(first, p_i, fired)
         labels = np.append(quarters, None)
-        out[f"first_signal_quarter_{rule.name}"] = labels[first[p_i]]
+        out[f"first_signal_quarter_{rule.name}"] = pd.Series(
+            labels[first[p_i]], index=out.index, dtype=object
+        )
     out = out.sort_values(["drug", "event"], kind="stable").reset_index(drop=True)
     out.attrs["prior"] = prior.to_dict()
     return out
