@@ -55,14 +55,19 @@ def _failure_notifier():
     max_active_runs=4,
     doc_md=__doc__,
     tags=["pharmacovigilance", "isotretinoin", "openfda"],
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        # Task-level: Airflow 3.3 renders a DAG-level notifier against the serialized DAG, which fails.
+        "on_failure_callback": _failure_notifier(),
+    },
     params={
         "drug": Param("isotretinoin", type="string", description="Watched drug (an entry of pv/drugs.yaml)"),
         "source": Param(None, type=["null", "string"], enum=[None, "sample", "openfda"],
                         description="Override PV_SOURCE: 'sample' (bundled, offline) or 'openfda' (live API)"),
         "refresh": Param(False, type="boolean", description="Refetch raw data even if this window was fetched"),
     },
-    on_failure_callback=_failure_notifier(),
 )
 def isotretinoin_weekly_signals():
     @task(pool=OPENFDA_POOL)

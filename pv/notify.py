@@ -52,16 +52,23 @@ def send_alert(settings: Settings, kind: str, subject: str, body: str, details: 
 
 
 class PipelineFailureNotifier(BaseNotifier):
-    """Airflow notifier for failed DAG runs: same target as the new-signal notifications."""
+    """Airflow notifier for a task that failed for good (retries spent): it fails its DAG run.
+
+    Same target as the new-signal notifications.
+    """
 
     def notify(self, context: Any) -> None:
         dag_run = context.get("dag_run")
+        ti = context.get("ti") or context.get("task_instance")
         run_id = getattr(dag_run, "run_id", None) or context.get("run_id")
         dag_id = getattr(dag_run, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
-        reason = context.get("reason") or str(context.get("exception") or "")
-        subject = f"[pv] DAG run failed: {dag_id} {run_id}"
-        body = f"DAG {dag_id}, run {run_id} failed. {reason}".strip()
-        send_alert(load_settings(), "run_failed", subject, body, {"dag_id": dag_id, "run_id": run_id})
+        task_id = getattr(ti, "task_id", None)
+        reason = str(context.get("exception") or context.get("reason") or "")
+        log_hint = f"logs: $AIRFLOW_HOME/logs/dag_id={dag_id}/run_id={run_id}/task_id={task_id}/"
+        subject = f"[pv] run failed: {dag_id} {run_id} at task {task_id}"
+        body = f"DAG {dag_id}, run {run_id}: task {task_id} failed. {reason}\n{log_hint}".strip()
+        details = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "log_hint": log_hint}
+        send_alert(load_settings(), "run_failed", subject, body, details)
 
 
 def failure_notifier() -> PipelineFailureNotifier:

@@ -10,7 +10,7 @@ if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -r requirements.lock
-  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+  .venv/bin/python -m pip install --quiet --no-deps -e .
   rm -f .venv/.lock-*
   touch "$stamp"
 fi

@@ -475,6 +475,9 @@ def extract_background_counts(
             "drug_total": drug_total,
             "event_counts": counts,
             "top_terms_returned": len(top),
+            # Every spelling in the top 1000, requested or not: a PT's background sums its spellings
+            # (".exact" is case- and whitespace-sensitive), including ones the drug never used.
+            "top_terms": top,
             "complete": True,
         }
         _write_counts(final, call.responses, summary)
