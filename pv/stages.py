@@ -127,7 +127,8 @@ def per_pt_counts(
     n_by_pt = reactions.groupby("pt")["safetyreportid"].nunique()
     new_by_pt = new["reactions"].groupby("pt")["safetyreportid"].nunique()
     event_totals: dict[str, int] = {}
-    for term, count in (background.get("event_counts") or {}).items():
+    spellings = {**(background.get("top_terms") or {}), **(background.get("event_counts") or {})}
+    for term, count in spellings.items():
         pt = normalize_pt(term).pt
         event_totals[pt] = event_totals.get(pt, 0) + int(count)
     frame = pd.DataFrame({"event": n_by_pt.index.astype(str), "n": n_by_pt.to_numpy(dtype="int64")})
