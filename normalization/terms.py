@@ -55,9 +55,15 @@ def fold(term: str) -> str:
     return text.casefold()
 
 
+def load_term_map(path: Path | str = TERMS_FILE) -> TermMap:
+    """The parsed mapping file (cached per resolved path)."""
+    return _load_term_map(Path(path).resolve())
+
+
 @lru_cache(maxsize=8)
-def load_term_map(path: Path = TERMS_FILE) -> TermMap:
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+def _load_term_map(path: Path) -> TermMap:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - safe loader
     known: dict[str, str] = {}
     sources: dict[str, list[str]] = {}
     for entry in raw["known_pts"]:
@@ -135,13 +141,11 @@ def normalize_reactions(reactions: pd.DataFrame, *, term_map: TermMap | None = N
     out = reactions.copy()
     codes, uniques = pd.factorize(out["pt_verbatim"], use_na_sentinel=True)
     mapped = [normalize_pt(u, term_map=tm) for u in uniques]
-    # one extra slot at the end for missing verbatim terms (code -1 indexes it)
-    pts = np.array([m.pt for m in mapped] + [None], dtype=object)
-    known = np.array([m.known for m in mapped] + [False], dtype=bool)
-    rules = np.array([m.rule for m in mapped] + ["unknown"], dtype=object)
-    out["pt"] = pd.array(pts[codes], dtype="string")
-    out["pt_known"] = pd.array(known[codes], dtype="boolean")
-    out["mapping_rule"] = pd.array(rules[codes], dtype="string")
+    out["pt"] = pd.array([m.pt for m in mapped], dtype="string").take(codes, allow_fill=True)
+    known = pd.array([m.known for m in mapped] + [False], dtype="boolean")
+    out["pt_known"] = known.take(np.where(codes < 0, len(mapped), codes))
+    rules = pd.array([m.rule for m in mapped] + ["unknown"], dtype="string")
+    out["mapping_rule"] = rules.take(np.where(codes < 0, len(mapped), codes))
     return out
 
 
