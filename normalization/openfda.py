@@ -543,7 +543,8 @@ def normalize_openfda_reports(
                       bad_dose_unit, "is not a dose unit (001-004)")  # fmt: skip
 
     drug_event = event_date[dr_row]
-    tto = (drug_event - start).astype("float64") / 86400.0  # NaT -> NaN
+    delta = drug_event - start
+    tto = np.where(np.isnat(delta), np.nan, delta.astype("int64") / 86400.0)
     rank_event = _rank(event_precision[dr_row])
     rank_start = _rank(start_precision)
     rank = np.fmax(rank_event, rank_start)

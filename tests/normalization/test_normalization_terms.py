@@ -97,3 +97,10 @@ def test_normalize_reactions_runs_over_100k_reactions_per_second() -> None:
     elapsed = time.perf_counter() - start
     assert len(out) / elapsed > 100_000
     assert int(out["pt_known"].sum()) == 250_000
+
+
+def test_every_pt_of_the_claim_groups_is_a_known_pt() -> None:
+    claims = yaml.safe_load((Path(__file__).resolve().parents[2] / "claims" / "claims.yaml").read_text())
+    pts = {pt for claim in claims["claims"] for pt in (claim.get("pts") or {})}
+    assert pts, "claims.yaml names no PTs"
+    assert sorted(pts - load_term_map().known_pts) == []
