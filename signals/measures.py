@@ -202,6 +202,13 @@ def score_table(
     scores (SCORE_COLUMNS plus a, b, c, d, in input order) and the prior used.
     """
     check_counts(counts)
+    return score_checked(counts, prior=prior, fit_prior=fit_prior, n_star=n_star)
+
+
+def score_checked(
+    counts: pd.DataFrame, *, prior: Prior | None = None, fit_prior: bool = True, n_star: int = 1
+) -> tuple[pd.DataFrame, Prior]:
+    """``score_table`` without re-validating counts that ``check_counts`` already accepted."""
     n = counts["n"].to_numpy(dtype=np.float64)
     dt = counts["drug_total"].to_numpy(dtype=np.float64)
     et = counts["event_total"].to_numpy(dtype=np.float64)
@@ -279,5 +286,6 @@ __all__ = [
     "relative_reporting_ratio",
     "ror",
     "score_arrays",
+    "score_checked",
     "score_table",
 ]

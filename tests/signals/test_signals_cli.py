@@ -193,3 +193,15 @@ def test_module_entry_point_runs_from_any_directory(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "line 2, column 'n'" in done.stderr
+
+
+def test_names_with_commas_and_quotes_round_trip(tmp_path: Path) -> None:
+    counts = write(
+        tmp_path / "c.csv", 'drug,event,n\n"EMERGEN-C (ASCORBIC ACID, B)","Injury, ""poisoning""",2\nB,x,3\n'
+    )
+    out = tmp_path / "s.csv"
+    assert cli.main(["--counts", str(counts), "--out", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == ",".join(SCORE_COLUMNS)
+    scores = pd.read_csv(out)
+    assert scores["drug"].tolist() == ["EMERGEN-C (ASCORBIC ACID, B)", "B"]
+    assert scores["event"].tolist() == ['Injury, "poisoning"', "x"]
