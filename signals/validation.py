@@ -136,10 +136,14 @@ def check_counts(counts: pd.DataFrame) -> None:
             raise CountsError(msg, row=r, column=col)
     if "e" in counts.columns:
         e = pd.to_numeric(counts["e"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(e) | (e < 0)
+        bad = ~np.isfinite(e) | (e < 0) | ((e == 0) & (n > 0))
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
-            raise CountsError(f"expected count e must be finite and >= 0, got {e[r]!r}", row=r, column="e")
+            raise CountsError(
+                f"expected count e must be finite, >= 0 and > 0 when n > 0; got {e[r]!r} with n {n[r]}",
+                row=r,
+                column="e",
+            )
 
     _check_constant(counts["drug"], dt, "drug_total", "drug")
     _check_constant(counts["event"], et, "event_total", "event")

@@ -134,3 +134,21 @@ def test_complete_counts_derives_margins() -> None:
     assert got["drug_total"].tolist() == [3, 3, 4]
     assert got["event_total"].tolist() == [6, 1, 6]
     assert got["total"].tolist() == [7, 7, 7]
+
+
+def test_check_counts_rejects_impossible_stratified_expected() -> None:
+    good = pd.DataFrame(
+        {
+            "drug": ["A"],
+            "event": ["x"],
+            "n": [1],
+            "drug_total": [3],
+            "event_total": [3],
+            "total": [9],
+            "e": [0.5],
+        }
+    )
+    check_counts(good)
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(CountsError, match="expected count"):
+            check_counts(good.assign(e=[bad]))
