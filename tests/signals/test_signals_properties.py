@@ -20,7 +20,7 @@ def measures(a: int, b: int, c: int, d: int, prior: Prior) -> dict[str, np.ndarr
     return score_arrays(np.array([a]), np.array([a + b]), np.array([a + c]), np.array([a + b + c + d]), prior)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(tables, st.sampled_from(PRIORS))
 def test_no_nan_and_limits_ordered(table: tuple[int, int, int, int], prior: Prior) -> None:
     a, b, c, d = table
@@ -35,7 +35,7 @@ def test_no_nan_and_limits_ordered(table: tuple[int, int, int, int], prior: Prio
     assert s["a"] + s["b"] + s["c"] + s["d"] == a + b + c + d
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(tables)
 def test_other_ic_variants_are_finite_and_ordered(table: tuple[int, int, int, int]) -> None:
     a, b, c, d = table
@@ -45,7 +45,7 @@ def test_other_ic_variants_are_finite_and_ordered(table: tuple[int, int, int, in
         assert lo <= est <= hi
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(tables, st.integers(min_value=1, max_value=50))
 def test_prr_ror_and_limits_grow_with_a(table: tuple[int, int, int, int], step: int) -> None:
     """More reports of the pair, other cells fixed: PRR, ROR and their lower limits do not fall."""
@@ -58,7 +58,7 @@ def test_prr_ror_and_limits_grow_with_a(table: tuple[int, int, int, int], step: 
         assert r1.lower >= r0.lower * (1 - 1e-12)  # the upper limit may fall as the SE shrinks
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     st.integers(1, 5_000),
     st.integers(1, 5_000),
@@ -82,14 +82,14 @@ def test_all_estimates_grow_with_a_at_fixed_margins(
         assert s1[key][0] > s0[key][0], key
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(0, 5_000), st.integers(1, 30), st.floats(min_value=0.0, max_value=1e5, allow_nan=False))
 def test_ic_and_limits_grow_with_a_at_fixed_expected(a: int, step: int, e: float) -> None:
     i0, i1 = ic(a, e), ic(a + step, e)
     assert i1.estimate > i0.estimate and i1.lower > i0.lower and i1.upper > i0.upper
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.integers(0, 500),
     st.integers(1, 30),
@@ -103,7 +103,7 @@ def test_eb_scores_grow_with_n_at_fixed_expected(n: int, step: int, e: float, pr
     assert s.eb95[1] > s.eb95[0]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(tables)
 def test_chi_square_symmetry(table: tuple[int, int, int, int]) -> None:
     """Yates chi-square does not depend on which margin is called the drug."""

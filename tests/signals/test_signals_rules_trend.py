@@ -209,3 +209,11 @@ def test_quarterly_counts_from_reports_count_unique_reports() -> None:
     trend = cumulative_trend(counts, prior=DEFAULT_PRIOR)
     ax = trend[(trend["drug"] == "A") & (trend["event"] == "x")]
     assert ax["n"].tolist() == [1, 2] and ax["total"].tolist() == [2, 4]
+
+
+def test_trend_accepts_pandas_periods() -> None:
+    periods = QUARTERLY.assign(quarter=pd.PeriodIndex(QUARTERLY["quarter"], freq="Q"))
+    by_period = cumulative_trend(periods, prior=PRIOR)
+    by_text = cumulative_trend(QUARTERLY, prior=PRIOR)
+    np.testing.assert_allclose(by_period["eb05"], by_text["eb05"])
+    assert [str(q) for q in by_period["quarter"]] == by_text["quarter"].tolist()
