@@ -302,7 +302,8 @@ def _flatten_fast(records: list[Any]) -> tuple[dict[str, np.ndarray], ...]:
     reactions = [r for entries in reaction_lists for r in entries]
     drug_columns = {k: [d.get(k) for d in drugs] for k in _Flat.DRUG}
     generic = [(d.get("openfda") or {}).get("generic_name") for d in drugs]
-    drug_columns[GENERIC_NAME_COLUMN] = [_joined(g) if g.__class__ is list else g for g in generic]
+    # a list of non-strings makes join raise TypeError: the per-record path handles that record
+    drug_columns[GENERIC_NAME_COLUMN] = ["|".join(g) if g.__class__ is list else g for g in generic]
     drug_columns[ACTIVE_SUBSTANCE_COLUMN] = [
         (d.get("activesubstance") or {}).get("activesubstancename") for d in drugs
     ]
@@ -451,7 +452,7 @@ def normalize_openfda_reports(
     reports = pd.DataFrame(
         {
             "source": pd.array([source] * n_reports, dtype="string"),
-            "safetyreportid": (report_id_strings := _string_array(rep_ids)),
+            "safetyreportid": (report_id_strings := pd.array(rep_ids, dtype="string")),
             "caseid": report_id_strings,
             "safetyreportversion": _int_array(version[rows]),
             "receivedate": received[rows],
@@ -511,7 +512,8 @@ def normalize_openfda_reports(
     dr_seq_all = _seq(dr["pos"])
     dr_row_all = row_of_pos[dr["pos"]] if len(dr["pos"]) else np.zeros(0, dtype="int64")
     in_report = dr_row_all >= 0
-    dr = {k: v[in_report] for k, v in dr.items()}
+    if not in_report.all():
+        dr = {k: v[in_report] for k, v in dr.items()}
     dr_row = dr_row_all[in_report]
     dr_ids = rep_ids[dr_row]
     characterization, bad_char = _numbers(dr["drugcharacterization"], _code_parser((1, 2, 3)))

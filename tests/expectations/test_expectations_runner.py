@@ -129,3 +129,51 @@ def test_low_share_of_known_pts_is_only_a_warning(tmp_path: Path, batch) -> None
     assert [(w.expectation, w.observed) for w in outcome.warnings] == [
         ("expect_column_mean_to_be_between", 0.0)
     ]
+
+
+def test_batch_with_each_defect_class_end_to_end(tmp_path: Path) -> None:
+    """Raw checks flag the bad records, the normalizer quarantines them with a reason, the staged
+    tables pass their critical checks, and the valid rows are all there."""
+    case = json.loads((DATA / "golden" / "defects-each-class.json").read_text())
+    records = case["input"]
+    raw = validate_dataset(
+        "raw_reports", raw_reports_frame(records), context={"expected_rows": 12}, result_dir=tmp_path
+    )
+    assert raw.success
+    assert {(w.expectation, w.column) for w in raw.warnings} == {
+        ("expect_column_values_to_not_be_null", "safetyreportid"),
+        ("expect_column_values_to_not_be_null", "receivedate"),  # the non-object and broken records
+        ("expect_column_values_to_be_between", "n_drugs"),
+        ("expect_column_values_to_be_between", "n_reactions"),
+        ("expect_column_values_to_match_regex", "receivedate"),
+        ("expect_column_values_to_be_in_set", "patientsex"),
+        ("expect_column_values_to_be_in_set", "patientonsetageunit"),
+    }
+    config = yaml.safe_load((PROJECT_ROOT / "pv" / "drugs.yaml").read_text())["drugs"]["isotretinoin"]
+    batch = normalize_openfda_reports(records, source="openfda_api", data_version="v", drug_config=config)
+    stats = batch.stats
+    assert stats["records_in"] == stats["reports_out"] + stats["duplicates_removed"] + stats["quarantined"]
+    expected_rows = {"reports": stats["records_in"] - stats["duplicates_removed"] - stats["quarantined"],
+                     "drugs": stats["drugs_in"], "reactions": stats["reactions_in"] - stats["reactions_quarantined"]}  # fmt: skip
+    for name, rows in expected_rows.items():
+        outcome = validate_dataset(
+            name, getattr(batch, name), context={"expected_rows": rows}, result_dir=tmp_path
+        )
+        assert outcome.success, [f.describe() for f in outcome.critical_failures]
+    assert batch.reports["safetyreportid"].tolist() == [f"9000000{i}" for i in (1, 4, 5, 6, 7, 8, 9)]
+    reasons = set(batch.quarantine["reason"])
+    assert "safetyreportid 90000002: receivedate '20171340' is not a YYYYMMDD date" in reasons
+    assert "safetyreportid 90000008: reaction 2 has no reactionmeddrapt" in reasons
+
+    # a defect the normalizer cannot see (a bad row from another source) is caught by GX and quarantined
+    reactions = batch.reactions.copy()
+    reactions.loc[0, "pt"] = pd.NA
+    reactions.loc[1, "mapping_rule"] = "guess"
+    outcome = validate_dataset("reactions", reactions, context={}, result_dir=tmp_path)
+    valid, quarantine = quarantine_failed_rows(reactions, outcome)
+    assert len(valid) == len(reactions) - 2
+    assert sorted(quarantine["reason"]) == [
+        "reactions: expect_column_values_to_be_in_set failed on mapping_rule (90000004: 'guess')",
+        "reactions: expect_column_values_to_not_be_null failed on pt (90000001: '<NA>')",
+    ]
+    outcome.raise_for_critical(row_failures_quarantined=True)

@@ -126,7 +126,10 @@ def test_signal_defects_fail_their_expectations(tmp_path: Path) -> None:
     )
     assert failed(outcome) == {
         ("expect_column_pair_values_a_to_be_greater_than_b", "prr,prr_lower"),
-        ("expect_column_values_to_not_be_null", "ebgm"),  # NaN: the CI pair checks skip it, this one catches it
+        (
+            "expect_column_values_to_not_be_null",
+            "ebgm",
+        ),  # NaN: the CI pair checks skip it, this one catches it
         ("expect_column_pair_values_a_to_be_greater_than_b", "drug_total,n"),
         ("expect_column_values_to_be_in_set", "level"),
     }
