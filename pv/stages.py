@@ -198,7 +198,14 @@ def normalize(settings: Settings, start: datetime, end: datetime, extracted: dic
     cumulative = {name: getattr(cumulative_batch, name) for name in TABLE_NAMES}
     pt_counts = per_pt_counts(cumulative, new, background, settings.drug)
     group_counts = claim_group_counts(load_claims(settings.claims_file), cumulative, new, group_totals, background, settings.drug)
-    quarantine = pd.concat([window_batch.quarantine.assign(dataset="window"), cumulative_batch.quarantine.assign(dataset="cumulative")])
+    # Which table a row came from stays in `dataset`; which batch (window or history) goes into `stage`.
+    quarantine = pd.concat(
+        [
+            window_batch.quarantine.assign(stage=lambda q: q["stage"].fillna("normalize") + ":new"),
+            cumulative_batch.quarantine.assign(stage=lambda q: q["stage"].fillna("normalize") + ":cumulative"),
+        ],
+        ignore_index=True,
+    )
     staged = _staged_dir(settings, start, end)
     with replace_partition(staged) as scratch:
         for name in TABLE_NAMES:
