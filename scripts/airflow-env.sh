@@ -8,3 +8,4 @@ export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-WARNI
 export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT=120
 export GX_ANALYTICS_ENABLED=False
 export PATH="$PV_ROOT/.venv/bin:$PATH"
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"  # scipy fits: thread wake-ups cost more than the work on 2 cores
