@@ -220,17 +220,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         t_gen = time.perf_counter() - t0
         baseline = peak_rss_mb()
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         quarter = read_quarter(zip_path)
-        t_read = time.perf_counter() - t0
+        t_read, c_read = time.perf_counter() - t0, time.process_time() - c0
         rss_read = peak_rss_mb()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = deduplicate([quarter])
-        t_dedup = time.perf_counter() - t0
+        t_dedup, c_dedup = time.perf_counter() - t0, time.process_time() - c0
         rss_dedup = peak_rss_mb()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         batch = normalize_faers(result, drug_config=drug_config, release_raw=True)
-        t_norm = time.perf_counter() - t0
+        t_norm, c_norm = time.perf_counter() - t0, time.process_time() - c0
         rss_norm = peak_rss_mb()
 
         loads = {table: load.to_dict() for table, load in quarter.loads.items()}
@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "read_plus_dedup_s": round(t_read + t_dedup, 2),
             "normalize_s": round(t_norm, 2),
             "total_s": round(t_read + t_dedup + t_norm, 2),
+            "read_plus_dedup_cpu_s": round(c_read + c_dedup, 2),
+            "normalize_cpu_s": round(c_norm, 2),
             "peak_rss_mb_before": round(baseline, 1),
             "peak_rss_mb_after_read": round(rss_read, 1),
             "peak_rss_mb_after_dedup": round(rss_dedup, 1),
@@ -261,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "passed": bool(t_read + t_dedup < 60 and rss_dedup < 2048),
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
         }
     finally:
         if args.keep:
@@ -271,8 +274,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     width = max(len(k) for k in figures)
     for key in ("generated_lines", "zip_mb", "uncompressed_mb", "generate_s", "read_s", "dedup_s",
-                "read_plus_dedup_s", "normalize_s", "total_s", "peak_rss_mb_before", "peak_rss_mb_after_read",
-                "peak_rss_mb_after_dedup", "peak_rss_mb_after_normalize", "quarantined_lines", "kept", "passed"):  # fmt: skip
+                "read_plus_dedup_s", "normalize_s", "total_s", "read_plus_dedup_cpu_s", "normalize_cpu_s", "peak_rss_mb_before", "peak_rss_mb_after_read",
+                "peak_rss_mb_after_dedup", "peak_rss_mb_after_normalize", "quarantined_lines", "kept", "load_average_1m",
+                "passed"):  # fmt: skip
         print(f"{key:<{width}}  {figures[key]}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
