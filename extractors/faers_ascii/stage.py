@@ -209,14 +209,10 @@ def stage_quarters(
     data_dir: str | Path,
     *,
     deleted_case_files: Sequence[str | Path] = (),
-    drugs_file: str | Path = DEFAULT_DRUGS_FILE,
-    drug: str = "isotretinoin",
+    drug_config: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """DAG step: raw partitions -> staged partitions (dedup across all of them)."""
     quarters = [read_raw_quarter(d) for d in raw_dirs]
-    deleted = read_deleted_case_files(
-        [fetch(str(f), Path(data_dir) / "downloads" / f"source={SOURCE}") for f in deleted_case_files]
-    )
-    return ingest(
-        quarters, data_dir, deleted_caseids=deleted, drug_config=drug_config_mapping(drugs_file, drug)
-    )
+    downloads = Path(data_dir) / "downloads" / f"source={SOURCE}"
+    deleted = read_deleted_case_files([fetch(str(f), downloads) for f in deleted_case_files])
+    return ingest(quarters, data_dir, deleted_caseids=deleted, drug_config=drug_config)

@@ -179,3 +179,37 @@ def stage_partition(
         data_version=export_date,
         chunk_records=chunk_records,
     )
+
+
+def plan_partitions(
+    manifest: str | Path | None, quarters: Iterable[str] = (), files: Iterable[str | Path] = ()
+) -> list[dict[str, Any]]:
+    """The partitions a run stages, as plain dicts (XCom-friendly): the manifest's partitions of
+    `quarters` (none when `quarters` is empty, so nobody downloads all of openFDA by accident) plus
+    bulk files given directly."""
+    from dataclasses import asdict
+
+    from extractors.openfda_bulk.manifest import read_manifest
+
+    planned: list[dict[str, Any]] = []
+    wanted = [q for q in quarters if q]
+    if manifest and wanted:
+        parsed = read_manifest(manifest)
+        selected = parsed.select(wanted)
+        missing = sorted({q.upper() for q in wanted} - {p.quarter for p in selected})
+        if missing:
+            raise ValueError(f"manifest {manifest} has no drug/event partitions for {missing}")
+        planned += [{**asdict(p), "export_date": parsed.export_date} for p in selected]
+    for file in files:
+        quarter, part = _labels(Path(file))
+        planned.append({"file": str(file), "display_name": Path(file).name, "size_mb": None, "records": None,
+                        "quarter": quarter, "part": part, "export_date": None})  # fmt: skip
+    return planned
+
+
+def stage_planned(planned: Mapping[str, Any], data_dir: str | Path, *, drug_config: Mapping[str, Any]) -> str:
+    """DAG step: stage one entry of `plan_partitions`."""
+    fields = {k: planned[k] for k in ("file", "display_name", "size_mb", "records", "quarter", "part")}
+    return stage_partition(
+        Partition(**fields), data_dir, drug_config=drug_config, export_date=planned.get("export_date")
+    )
