@@ -86,11 +86,11 @@ SIGNALS: tuple[Column, ...] = (
 CLAIMS: tuple[Column, ...] = (
     *_WINDOW,
     _c("claim_id", "string", "claim id (claims/claims.yaml)"),
-    _c("kind", "string", "disproportionality | time_to_onset | on_treatment | dose_response | proportion"),
+    _c("kind", "string", "disproportionality, time_to_onset, on_treatment, dose_response or proportion"),
     _c("statement", "string", "the claim as assessed"),
     _c("citation", "string", "source the article cites for it"),
     _c("pts", "string", "the claim's evidence PTs, '; '-joined"),
-    _c("verdict", "string", "supported | not supported | insufficient data | not testable with this source"),
+    _c("verdict", "string", "one of: supported, not supported, insufficient data, not testable with this source"),
     _c("reason", "string", "the numbers that decided the verdict, in words"),
     _c("verdict_rule", "string", "the rule applied for this kind of claim"),
     *_SCORES,
@@ -131,7 +131,7 @@ CLAIMS: tuple[Column, ...] = (
 RUNS: tuple[Column, ...] = (
     *_WINDOW,
     _c("run_id", "string", "Airflow run id"),
-    _c("source", "string", "sample | openfda_api"),
+    _c("source", "string", "sample or openfda_api"),
     _c("data_version", "string", "source data version"),
     _c("claims_version", "string", "claims file version"),
     _c("generated_at", "timestamp", "when the report was rendered, UTC"),

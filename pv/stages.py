@@ -584,8 +584,11 @@ def _read_json_file(path: Path) -> Any:
 
 
 def _background_note(background: dict[str, Any]) -> str:
-    made = int(background.get("trend_requests") or 0) + int(background.get("subgroup_requests") or 0)
-    return f"This run made {made} openFDA request(s) for the trend and subgroup backgrounds (0: all cached)."
+    """Where the backgrounds came from; the request count of this very run goes to the runs table, so
+    that a rerun renders the same page."""
+    names = {"sample": "the bundled sample (answered by the offline openFDA engine)", "openfda": "the openFDA API"}
+    source = names.get(str(background.get("subgroup_source")), "openFDA")
+    return f"Background counts from {source}, cached per window end and data version."
 
 
 # ------------------------------------------------------------------------------------------- publish
@@ -717,7 +720,10 @@ def notify_new_signals(settings: Settings, period: str, changes: Any, report_htm
         return None
     names = [f"claim group {e['name']}" if e["level"] == "claim_group" else str(e["name"]) for e in changes.new_signals]
     subject = f"[pv] {settings.drug}: {len(names)} new signal(s) in {period}"
-    lines = [f"{name}: {', '.join(e['rules'])} (n {e['n']}, EB05 {e['eb05']})" for name, e in zip(names, changes.new_signals, strict=True)]
+    lines = [
+        f"{name}: {', '.join(e['rules'])} (n {e['n']}, IC025 {_num(e.get('ic025'))}, EB05 {_num(e.get('eb05'))})"
+        for name, e in zip(names, changes.new_signals, strict=True)
+    ]
     body = (
         f"New signals for {settings.drug} in {period} compared with {changes.previous_period} "
         f"(data version {changes.data_version}):\n" + "\n".join(lines) + f"\n\nReport: {report_html}"
@@ -725,6 +731,10 @@ def notify_new_signals(settings: Settings, period: str, changes: Any, report_htm
     details = {"period": period, "previous_period": changes.previous_period, "data_version": changes.data_version,
                "signals": changes.new_signals, "report_html": report_html}  # fmt: skip
     return send_alert(settings, "new_signal", subject, body, _json_safe(details))
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.2f}"
 
 
 # ------------------------------------------------------------------ background counts (trend, subgroups)

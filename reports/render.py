@@ -285,7 +285,7 @@ def _executive_summary(ctx: ReportContext) -> str:
         + f"<p>Cumulative {esc(ctx.drug)} reports received before the window's end: "
         f"<strong>{fmt(ctx.cumulative_reports)}</strong>. Claims assessed: {len(ctx.claims)} ({tally}).</p>"
         + since
-        + f'<ul id="summary-verdicts">{verdict_items}</ul>'
+        + f'<p><strong>Verdicts</strong> (rules in <a href="#methods">Methods</a>):</p><ul id="summary-verdicts">{verdict_items}</ul>'
         + top
         + "</section>"
     )

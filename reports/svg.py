@@ -190,12 +190,16 @@ def _line_panel(
     out.append(f'<line x1="{x0}" y1="{ty:.1f}" x2="{x0 + width}" y2="{ty:.1f}" stroke="{SIGNAL}" stroke-dasharray="4 3"/>')
     out.append(f'<text x="{x0 + width - 2}" y="{ty - 3:.1f}" font-size="9.5" text-anchor="end" fill="{SIGNAL}">threshold {_tick(threshold)}</text>')
     for v in (low, threshold, high):
+        if v == threshold and min(abs(y(threshold) - y(low)), abs(y(threshold) - y(high))) < 11:
+            continue  # too close to an end label to print apart
         out.append(f'<text x="{x0 - 4}" y="{y(v) + 3:.1f}" font-size="10" text-anchor="end" fill="{MUTED}">{v:.1f}</text>')
     step = max(1, math.ceil(len(quarters) / 7))
     last = len(quarters) - 1
     for i, quarter in enumerate(quarters):
         if (i % step == 0 and last - i >= step / 2) or i == last:
-            out.append(f'<text x="{x(i):.1f}" y="{top + height + 13}" font-size="9.5" text-anchor="middle" fill="{MUTED}">{_e(quarter)}</text>')
+            anchor = "end" if i == last and i > 0 else "middle"
+            out.append(f'<text x="{x(i) + (4 if anchor == "end" else 0):.1f}" y="{top + height + 13}" font-size="9.5" '
+                       f'text-anchor="{anchor}" fill="{MUTED}">{_e(quarter)}</text>')  # fmt: skip
     points = [f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values) if v is not None and math.isfinite(v)]
     if points:
         out.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{NO_SIGNAL}" stroke-width="1.8"/>')
