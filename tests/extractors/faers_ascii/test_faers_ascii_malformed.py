@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from faers_builders import demo, drug, line, reac, table_text, write_quarter
@@ -147,3 +149,49 @@ def test_children_of_a_quarantined_report_are_quarantined_too(tmp_path):
         ["faers_ascii/REAC", 3, "primaryid 1002: its DEMO line 3 was quarantined"],
     ]
     assert result.kept()["DRUG"] == 1
+
+
+def test_extracted_folder_with_upper_case_names(tmp_path):
+    folder = tmp_path / "faers_ascii_2012q4" / "ASCII"
+    folder.mkdir(parents=True)
+    rows = {"DEMO": [demo(1001, 1)], "DRUG": [drug(1001, 1, "ACCUTANE")], "REAC": [reac(1001, "Acne")]}
+    for table in ("DEMO", "DRUG", "REAC", "OUTC", "RPSR", "THER", "INDI"):
+        (folder / f"{table}12Q4.TXT").write_text(table_text(table, rows.get(table, [])), encoding="latin-1")
+    quarter = read_quarter(folder.parent)
+    assert (quarter.quarter, quarter.era) == ("2012Q4", "faers")
+    assert quarter.loads["DRUG"].source_file.endswith("DRUG12Q4.TXT")
+    assert quarter.tables["REAC"]["pt"].tolist() == ["Acne"]
+
+
+def test_staged_quarantine_holds_every_rejected_line(tmp_path, drug_config):
+    import json
+
+    from extractors.faers_ascii.stage import ingest
+
+    path = write_quarter(
+        tmp_path / "faers_ascii_2017q2.zip",
+        "2017Q2",
+        {
+            "DEMO": [demo(10011, 1), demo(10021, 1, event_dt="20170230"), "broken$line"],
+            "DRUG": [
+                drug(10011, 1, "ACCUTANE", cum_dose_chr="1,2", cum_dose_unit="MG"),
+                drug(10021, 1, "ACCUTANE"),
+            ],
+            "REAC": [reac(10011, "Back pain"), reac(10021, "Back pain")],
+        },
+    )
+    (staged,) = ingest([read_quarter(path)], tmp_path / "var", drug_config=drug_config)
+    quarantine = pd.read_parquet(f"{staged}/quarantine.parquet")
+    assert sorted(
+        zip(quarantine["dataset"], quarantine["line_number"], quarantine["action"], strict=True)
+    ) == [
+        ("faers_ascii/DEMO", 3, "rejected"),
+        ("faers_ascii/DEMO", 4, "rejected"),
+        ("faers_ascii/DRUG", 2, "nulled"),  # cum_dose_chr '1,2' is not a number; the drug row stays
+        ("faers_ascii/DRUG", 3, "rejected"),  # its report's DEMO line was quarantined
+        ("faers_ascii/REAC", 3, "rejected"),
+    ]
+    accounting = json.loads(Path(staged, "accounting.json").read_text())["tables"]
+    assert accounting["DEMO"]["data_lines"] == 3 and accounting["DEMO"]["quarantined"] == 2
+    assert accounting["DRUG"]["orphan_rows"] == 1 and accounting["DRUG"]["kept"] == 1
+    assert all(row["balanced"] for row in accounting.values())
