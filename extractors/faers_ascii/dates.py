@@ -2,8 +2,8 @@
 
 FAERS stores dates as digit strings. Event and therapy dates are often partial ("2003",
 "201507"), so a partial value is kept as the first day of its period plus a precision
-('year', 'month', 'day') instead of being guessed or dropped. Administrative dates (fda_dt,
-init_fda_dt, rept_dt, mfr_dt) are always full dates; a shorter value there is malformed.
+('year', 'month', 'day') instead of being guessed or dropped. FDA's own dates (fda_dt,
+init_fda_dt) are always full dates, so a shorter value there is malformed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 PRECISION_BY_LENGTH = {4: "year", 6: "month", 8: "day"}
-PRECISION_RANK = {"day": 0, "month": 1, "year": 2}
 MIN_YEAR = 1900
 
 
@@ -67,18 +66,3 @@ def period_end(date: pd.Series, precision: pd.Series) -> pd.Series:
     year_end = date + pd.offsets.YearEnd(0)
     out = date.where(precision != "month", month_end).where(precision != "year", year_end)
     return out.astype("datetime64[s]")
-
-
-def midpoint(date: pd.Series, precision: pd.Series) -> pd.Series:
-    """Middle of the period, used when an interval has to be reduced to one day."""
-    end = period_end(date, precision)
-    return (date + (end - date) / 2).astype("datetime64[s]")
-
-
-def coarsest(left: pd.Series, right: pd.Series) -> pd.Series:
-    """The less precise of two precision columns (<NA> if either is missing)."""
-    lrank = left.map(PRECISION_RANK).astype("Float64")
-    rrank = right.map(PRECISION_RANK).astype("Float64")
-    take_left = lrank >= rrank
-    out = right.where(~take_left.fillna(False), left)
-    return out.where(lrank.notna() & rrank.notna()).astype("string")

@@ -287,7 +287,7 @@ def read_table(
                 None,
                 f"{prefix}line has {n + 1} fields where {n} are expected (embedded '$'?)",
             )
-        frame = frame.loc[~overflow].drop(columns=TRAILING)
+        frame = (frame.loc[~overflow] if overflow.any() else frame).drop(columns=TRAILING)
 
     blank_mask = frame[columns].isna().all(axis=1)
     blank = int(blank_mask.sum())
