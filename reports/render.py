@@ -156,8 +156,8 @@ th{background:#f1f3f6}td.num{text-align:right;font-variant-numeric:tabular-nums;
 .verdict{font-weight:600;padding:.08rem .35rem;border-radius:3px;white-space:nowrap}
 .ok{background:#d7f2dc}.no{background:#f8d7da}.na{background:#eceff3}.nt{background:#fbeacc}
 .sig{color:#b4232f;font-weight:600}.small{font-size:.84rem;color:var(--muted)}
-.ci{font-size:.8rem;color:var(--muted)}td.claim-cell{min-width:11rem;max-width:16rem}
-#claims-table td:nth-child(2){min-width:14rem}
+.ci{font-size:.8rem;color:var(--muted)}td.claim-cell{min-width:7rem;max-width:13rem}
+#claims-table{font-size:.82rem}#claims-table td:nth-child(2){min-width:10rem}.wide{overflow-x:auto}
 .summary{background:#fafbfc;border:1px solid var(--line);border-radius:4px;padding:.4rem 1rem .8rem}
 .claim{border-top:1px solid var(--line);margin-top:1.2rem}
 blockquote{margin:.3rem 0 .5rem;padding:.1rem .8rem;border-left:3px solid #ccd;color:var(--muted)}
@@ -165,7 +165,9 @@ nav ol{columns:3;font-size:.9rem;padding-left:1.2rem}
 svg.chart{display:block;margin:.6rem 0;height:auto}
 table.evidence{width:auto;min-width:50%}table.evidence th{font-weight:500;width:22rem}
 @media (max-width:800px){nav ol{columns:1}}
-@media print{body{max-width:none;padding:0;font-size:11pt}nav{display:none}.banner,.notice,.claim,svg,tr{break-inside:avoid}
+@media print{body{max-width:none;padding:0;font-size:10pt}nav{display:none}.wide{overflow:visible}
+table,#claims-table{font-size:7.5pt}td.num{white-space:normal}td.claim-cell,#claims-table td:nth-child(2){min-width:0}
+th,td{padding:.15rem .25rem}td .small,td .ci{font-size:1em}.verdict{white-space:normal}.banner,.notice,.claim,svg,tr{break-inside:avoid}
 h2,h3{break-after:avoid}a{color:inherit;text-decoration:none}}
 """
 
@@ -325,7 +327,7 @@ def _claims_table(ctx: ReportContext) -> str:
         '<p class="small">Counts and measures are for the claim\'s PT group (a report counts once whatever number of '
         "its PTs it carries), cumulative over reports received before the window's end. The verdict rule for each "
         'kind of claim is in <a href="#methods">Methods</a>; the deciding numbers are under each verdict.</p>'
-        f'<table id="claims-table">{head}{"".join(rows)}</table></section>'
+        f'<div class="wide"><table id="claims-table">{head}{"".join(rows)}</table></div></section>'
     )
 
 
@@ -517,10 +519,10 @@ def _subgroups_section(ctx: ReportContext) -> str:
                 cells.append(f'<td class="num small">n {fmt(int(row["n"]))}</td>')
             else:
                 css = "num sig" if rules_fired(row) != "none" else "num"
-                ror = html.escape(interval(row["ror"], row["ror_lower"], row["ror_upper"]))
+                ror = _stacked_interval(row["ror"], row["ror_lower"], row["ror_upper"])
                 cells.append(f'<td class="{css}">n {fmt(int(row["n"]))}<br>{ror}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return intro + f'<table id="subgroups-table">{head}{"".join(rows)}</table></section>'
+    return intro + f'<div class="wide"><table id="subgroups-table">{head}{"".join(rows)}</table></div></section>'
 
 
 def _scores_table(frame: pd.DataFrame, table_id: str, with_claims: bool) -> str:
@@ -539,7 +541,7 @@ def _scores_table(frame: pd.DataFrame, table_id: str, with_claims: bool) -> str:
             f"<td class='num'>{esc(interval(s['ebgm'], s['eb05'], s['eb95']))}</td>"
             f"<td>{esc(rules_fired(s))}</td>{claims}</tr>"
         )
-    return f'<table id="{table_id}">{head}{"".join(rows)}</table>'
+    return f'<div class="wide"><table id="{table_id}">{head}{"".join(rows)}</table></div>'
 
 
 def _beyond_section(ctx: ReportContext) -> str:

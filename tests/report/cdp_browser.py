@@ -131,6 +131,7 @@ def visit(
     screenshot: Path | None = None,
     expression: str = "({})",
     width: int = 1280,
+    media: str = "screen",
     clip_top: int = 0,
     max_height: int = 16000,
     timeout: float = 45,
@@ -154,6 +155,8 @@ def visit(
                     cdp.send(f"{domain}.enable", session=session)
                 cdp.send("Emulation.setDeviceMetricsOverride",
                          {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False}, session=session)  # fmt: skip
+                if media != "screen":
+                    cdp.send("Emulation.setEmulatedMedia", {"media": media}, session=session)
                 cdp.events.clear()
                 cdp.send("Page.navigate", {"url": url}, session=session)
                 result.loaded = cdp.wait_for("Page.loadEventFired", session, timeout)
