@@ -61,19 +61,40 @@ def _drug_config(params: dict | None) -> dict:
     tags=["pharmacovigilance", "faers", "openfda", "ingest"],
     default_args={"retries": 1, "retry_delay": timedelta(minutes=1)},
     params={
-        "faers_quarters": Param([], type="array", items={"type": "string"},
-                                description="FAERS/AERS quarterly ASCII zips (paths or URLs)"),
-        "deleted_case_files": Param([], type="array", items={"type": "string"},
-                                    description="Extra FDA deleted-cases files (paths or URLs)"),
-        "openfda_manifest": Param(None, type=["null", "string"],
-                                  description="openFDA download.json (path or URL)"),
-        "openfda_quarters": Param([], type="array", items={"type": "string"},
-                                  description="Bulk drug/event quarters to stage from the manifest, e.g. 2004Q1"),
-        "openfda_files": Param([], type="array", items={"type": "string"},
-                               description="openFDA bulk drug-event-*.json.zip files (paths or URLs)"),
+        "faers_quarters": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="FAERS/AERS quarterly ASCII zips (paths or URLs)",
+        ),
+        "deleted_case_files": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Extra FDA deleted-cases files (paths or URLs)",
+        ),
+        "openfda_manifest": Param(
+            None, type=["null", "string"], description="openFDA download.json (path or URL)"
+        ),
+        "openfda_quarters": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Bulk drug/event quarters to stage from the manifest, e.g. 2004Q1",
+        ),
+        "openfda_files": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="openFDA bulk drug-event-*.json.zip files (paths or URLs)",
+        ),
         "background_counts": Param(True, type="boolean", description="Write drug x PT background counts"),
-        "bad_dates": Param("reject", type="string", enum=["reject", "null"],
-                           description="A FAERS line with an impossible date: quarantine it, or null the date"),
+        "bad_dates": Param(
+            "reject",
+            type="string",
+            enum=["reject", "null"],
+            description="A FAERS line with an impossible date: quarantine it, or null the date",
+        ),
         "drug": Param("isotretinoin", type="string", description="Watched drug (an entry of pv/drugs.yaml)"),
         "data_dir": Param(None, type=["null", "string"], description="Override PV_DATA_DIR"),
     },  # fmt: skip
@@ -87,7 +108,9 @@ def faers_quarterly_ingest():
     def extract_faers_quarter(location: str, params=None) -> str:
         from extractors.faers_ascii.stage import extract_quarter
 
-        return extract_quarter(location, _data_dir(params), bad_dates=(params or {}).get("bad_dates") or "reject")
+        return extract_quarter(
+            location, _data_dir(params), bad_dates=(params or {}).get("bad_dates") or "reject"
+        )
 
     @task(trigger_rule="none_failed")
     def stage_faers(raw_dirs: list[str] | None, params=None) -> list[str]:
