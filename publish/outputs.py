@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from publish.schema import SCHEMA_VERSION, TABLES, arrow_schema
-from pv.storage import atomic_write_csv
 
 DASHBOARD_TABLES = tuple(TABLES)
 
@@ -69,11 +68,13 @@ def to_arrow(frame: pd.DataFrame, table: str) -> pa.Table:
     return pa.Table.from_pandas(conform(frame, table), schema=arrow_schema(table), preserve_index=False)
 
 
-def _atomic_write_table(path: Path, table: pa.Table) -> None:
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a sibling temp file and rename. The file gets the process umask's permissions (not
+    mkstemp's 0600), so dashboards running as another user can read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(table, tmp)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -86,8 +87,9 @@ def write_period_table(data_dir: Path, table: str, drug: str, period: str, frame
         raise ValueError(f"unknown dashboard table {table!r}; expected one of {DASHBOARD_TABLES}")
     parquet_path, csv_path = period_paths(data_dir, table, drug, period)
     conformed = conform(frame, table)
-    _atomic_write_table(parquet_path, pa.Table.from_pandas(conformed, schema=arrow_schema(table), preserve_index=False))
-    atomic_write_csv(csv_path, conformed)
+    arrow = pa.Table.from_pandas(conformed, schema=arrow_schema(table), preserve_index=False)
+    _atomic_write(parquet_path, lambda tmp: pq.write_table(arrow, tmp))
+    _atomic_write(csv_path, lambda tmp: conformed.to_csv(tmp, index=False, lineterminator="\n"))
     return {"parquet": str(parquet_path), "csv": str(csv_path)}
 
 

@@ -535,7 +535,7 @@ def render_report(
         rendered_in = time.perf_counter() - began
         (scratch / "report.html").write_text(page, encoding="utf-8")
         (scratch / "summary.md").write_text(render_markdown(context), encoding="utf-8")
-        atomic_write_json(scratch / "changes.json", _json_safe(changes.as_dict()))
+        (scratch / "changes.json").write_text(json.dumps(_json_safe(changes.as_dict()), indent=2, sort_keys=True), encoding="utf-8")
     log.info("report %s: %d bytes, rendered in %.2f s", out / "report.html", len(page.encode("utf-8")), rendered_in)
     return {
         "report_html": str(out / "report.html"),

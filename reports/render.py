@@ -43,6 +43,7 @@ OPENFDA_DISCLAIMER = (
     "causation; there is no certainty that the reported event was due to the product."
 )
 MISSING = "—"
+UNCOVERED_SHOWN = 40
 VERDICT_CLASS = {"supported": "ok", "not supported": "no", "insufficient data": "na", "not testable with this source": "nt"}
 SUBGROUP_COLUMNS: tuple[tuple[str, str], ...] = (
     *(("sex", label) for label in SEX_LABELS.values()),
@@ -550,11 +551,17 @@ def _beyond_section(ctx: ReportContext) -> str:
         if len(ctx.musculoskeletal)
         else f"<p>No musculoskeletal PT is reported with {esc(ctx.drug)}.</p>"
     )
+    shown = ctx.uncovered.head(UNCOVERED_SHOWN)
     uncovered = (
-        _scores_table(ctx.uncovered, "uncovered-table", with_claims=False)
-        if len(ctx.uncovered)
+        _scores_table(shown, "uncovered-table", with_claims=False)
+        if len(shown)
         else "<p>Every PT with a signal is covered by a claim.</p>"
     )
+    if len(ctx.uncovered) > len(shown):
+        uncovered += (
+            f'<p class="small">… and {len(ctx.uncovered) - len(shown)} more with a lower EB05: every one is in the '
+            'appendix below and in the dashboard signals table (claim_ids empty, any_signal true).</p>'
+        )
     return (
         '<section id="beyond"><h2>Beyond the article</h2>'
         f"<h3>Musculoskeletal PTs reported with {esc(ctx.drug)}</h3>"
