@@ -302,12 +302,20 @@ def _disproportionality_evidence(group: Mapping[str, Any]) -> dict[str, Any]:
     return evidence
 
 
+def _ratio(value: Any) -> str:
+    """A ratio as the reason text shows it: an unbounded interval end is ∞, never 'inf'."""
+    number = float(value)
+    if math.isnan(number):
+        return "not estimable"
+    return "∞" if math.isinf(number) else f"{number:.2f}"
+
+
 def _disproportionality(claim: Claim, group: Mapping[str, Any] | None) -> ClaimVerdict:
     if group is None:
         return ClaimVerdict(**_base(claim), verdict=INSUFFICIENT, reason="no reports of the claim's PTs for this drug", n=0, n_new=0)
     n, n_new = int(group["n"]), int(group.get("n_new", 0) or 0)
     evidence = {"scores": _disproportionality_evidence(group)}
-    ror = f"ROR {group['ror']:.2f} (95% CI {group['ror_lower']:.2f}-{group['ror_upper']:.2f})"
+    ror = f"ROR {_ratio(group['ror'])} (95% CI {_ratio(group['ror_lower'])}-{_ratio(group['ror_upper'])})"
     if n < MIN_CASES:
         verdict, reason = INSUFFICIENT, f"{n} drug report(s) with the claim's PTs; at least {MIN_CASES} needed"
     elif group["ror_lower"] > 1:

@@ -246,3 +246,13 @@ def test_claims_table_row_is_flat_and_kind_specific(world: Any, catalog: Any) ->
     assert verdicts["dose"].as_row()["dose_reports_with"] == 20
     assert all(not (isinstance(v, float) and math.isnan(v)) for v in strong.values())
     assert SUPPORTED in {v.verdict for v in verdicts.values()}
+
+
+def test_an_unbounded_interval_reads_as_infinity_in_the_reason(world: Any, catalog: Any) -> None:
+    tables = world.canonical_tables(cumulative_drug_reports(world), faers_like=False)
+    _, groups, _ = scored(world, catalog)
+    groups = groups.copy()
+    groups.loc[groups["claim_id"] == "strong", "ror_upper"] = float("inf")
+    result = assess_claims(catalog, groups, tables["reports"], tables["drugs"], tables["reactions"], musculoskeletal_pts=[])
+    reason = {v.claim_id: v.reason for v in result}["strong"]
+    assert "6.50-∞" in reason and "inf" not in reason
