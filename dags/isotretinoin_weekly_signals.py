@@ -94,7 +94,7 @@ def isotretinoin_weekly_signals():
 
         return stages.validate_normalized(_settings(params), data_interval_start, data_interval_end, normalized)
 
-    @task
+    @task(pool=OPENFDA_POOL)  # trend and subgroup backgrounds are openFDA count requests
     def compute_signals(normalized: dict, normalized_validation: dict, data_interval_start=None, data_interval_end=None, params=None) -> dict:
         from pv import stages
 

@@ -15,6 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 STAGES = ("raw", "staged", "quarantine", "validation", "signals", "claims", "reports", "published")
 
 
@@ -34,6 +37,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes owner-only files; outputs are for dashboards and readers too, so honour the umask.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

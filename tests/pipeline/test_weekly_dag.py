@@ -206,4 +206,4 @@ def test_rerun_of_the_same_week_is_idempotent(weekly_run):
     # One partition per week: the rerun replaced it, the warehouse holds the week once.
     assert len(list((data_dir / "signals" / "drug=isotretinoin").iterdir())) == 1
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        assert con.sql("select count(*) from runs").fetchone()[0] == 1
+        assert con.execute("select count(*) from runs").fetchone()[0] == 1
