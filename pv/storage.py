@@ -75,6 +75,17 @@ def atomic_write_csv(path: Path, frame: pd.DataFrame) -> Path:
     return atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
+def promote_dir(work: Path, final: Path) -> None:
+    """Make the finished `work` directory the partition `final` in one rename, replacing any older one."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
+        os.replace(final, old)
+    os.replace(work, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def replace_partition(final_dir: Path) -> Iterator[Path]:
     """Yield a scratch directory; on success it atomically becomes `final_dir`.
@@ -87,13 +98,7 @@ def replace_partition(final_dir: Path) -> Iterator[Path]:
     scratch.mkdir()
     try:
         yield scratch
-        old = None
-        if final_dir.exists():
-            old = final_dir.with_name(f".{final_dir.name}.{uuid.uuid4().hex}.old")
-            os.replace(final_dir, old)
-        os.replace(scratch, final_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        promote_dir(scratch, final_dir)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise

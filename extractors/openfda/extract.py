@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
@@ -39,7 +38,7 @@ from extractors.openfda.query import (
     window_search,
 )
 from pv.settings import Settings
-from pv.storage import atomic_write_bytes, atomic_write_json, partition_dir, window_key
+from pv.storage import atomic_write_bytes, atomic_write_json, partition_dir, promote_dir, window_key
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +76,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def _promote(work: Path, final: Path) -> None:
-    """Make the finished work dir the partition in one rename, replacing any older one."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
-        os.replace(final, old)
-    os.replace(work, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _work_dir(final: Path) -> Path:
@@ -273,7 +261,7 @@ def fetch_search(
     }
     atomic_write_json(work / MANIFEST, manifest)
     (work / PROGRESS).unlink(missing_ok=True)
-    _promote(work, final)
+    promote_dir(work, final)
     return FetchResult(final, manifest, reused=False)
 
 
@@ -534,4 +522,4 @@ def _write_counts(final: Path, responses: list[tuple[str, ApiResponse]], summary
             "sha256": hashlib.sha256(response.body).hexdigest(),
         })
     atomic_write_json(work / "counts.json", {**summary, "responses": files})
-    _promote(work, final)
+    promote_dir(work, final)
