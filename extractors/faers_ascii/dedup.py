@@ -22,7 +22,7 @@ is not held twice; `DedupResult.table` materializes only the columns a caller as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,39 +111,45 @@ def _orphan_records(quarter: RawQuarter, table: str, lost: pd.DataFrame) -> pd.D
     )
 
 
-def deduplicate(quarters: Sequence[RawQuarter], deleted_caseids: Iterable[int] = ()) -> DedupResult:
-    """Deduplicate the quarters together; `deleted_caseids` adds to the lists inside the zips."""
-    if not quarters:
-        raise ValueError("deduplicate needs at least one quarter")
-    labels = [q.quarter for q in quarters]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"quarter loaded twice: {sorted(labels)}")
-    ordered = sorted(quarters, key=lambda q: q.quarter)
-    deleted = set(deleted_caseids)
-    for quarter in ordered:
-        deleted.update(quarter.deleted_caseids)
+DEMO_KEY_COLUMNS = ("line_number", "primaryid", "caseid", "caseversion", "fda_dt")
 
-    # DEMO of all quarters, keys only.
-    demo = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "rank": rank,
-                    "line_number": q.tables["DEMO"]["line_number"].to_numpy(),
-                    "primaryid": q.tables["DEMO"]["primaryid"].to_numpy(),
-                    "caseid": q.tables["DEMO"]["caseid"].to_numpy(),
-                    "version": (
-                        q.tables["DEMO"]["caseversion"].fillna(-1).to_numpy(dtype="int64")
-                        if "caseversion" in q.tables["DEMO"].columns
-                        else np.full(len(q.tables["DEMO"]), -1, dtype="int64")
-                    ),
-                    "fda_dt": parse_dates(q.tables["DEMO"]["fda_dt"], partial=False).date.to_numpy(),
-                }
-            )
-            for rank, q in enumerate(ordered)
-        ],
-        ignore_index=True,
+
+@dataclass(frozen=True)
+class CaseFates:
+    """Outcome of steps 2-4 for every DEMO line of every quarter (computed from DEMO keys only)."""
+
+    quarters: tuple[str, ...]  # sorted
+    demo: dict[str, np.ndarray]  # quarter -> fate code per DEMO line, in file order
+    deleted_caseids: int
+
+    def for_quarter(self, quarter: str) -> np.ndarray:
+        return self.demo[quarter]
+
+
+def _demo_keys(frame: pd.DataFrame, rank: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "rank": rank,
+            "line_number": frame["line_number"].to_numpy(),
+            "primaryid": frame["primaryid"].to_numpy(),
+            "caseid": frame["caseid"].to_numpy(),
+            "version": (
+                frame["caseversion"].fillna(-1).to_numpy(dtype="int64")
+                if "caseversion" in frame.columns
+                else np.full(len(frame), -1, dtype="int64")
+            ),
+            "fda_dt": parse_dates(frame["fda_dt"], partial=False).date.to_numpy(),
+        }
     )
+
+
+def case_fates(demos: Mapping[str, pd.DataFrame], deleted_caseids: Iterable[int] = ()) -> CaseFates:
+    """Steps 2-4 over the DEMO tables of all quarters (only DEMO_KEY_COLUMNS are read)."""
+    if not demos:
+        raise ValueError("deduplication needs at least one quarter")
+    labels = sorted(demos)
+    deleted = set(deleted_caseids)
+    demo = pd.concat([_demo_keys(demos[q], rank) for rank, q in enumerate(labels)], ignore_index=True)
     fate = np.full(len(demo), KEPT, dtype=np.int8)
 
     # 2. duplicate primaryid: keep the latest quarter's (then the last) line.
@@ -162,38 +168,93 @@ def deduplicate(quarters: Sequence[RawQuarter], deleted_caseids: Iterable[int] =
     if deleted:
         fate[(fate == KEPT) & demo["caseid"].isin(deleted).to_numpy()] = DELETED
 
+    ranks = demo["rank"].to_numpy()
+    return CaseFates(
+        quarters=tuple(labels),
+        demo={q: fate[ranks == rank] for rank, q in enumerate(labels)},
+        deleted_caseids=len(deleted),
+    )
+
+
+def apply_fates(
+    quarter: RawQuarter, demo_fate: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, int]], list[pd.DataFrame]]:
+    """Keep-masks, removals per step and orphan quarantine rows of one quarter's tables."""
     removed = {step: dict.fromkeys(TABLE_NAMES, 0) for step in DEDUP_STEPS}
-    loaded = {name: sum(len(q.tables[name]) for q in ordered) for name in TABLE_NAMES}
-    keep: dict[str, list[np.ndarray]] = {name: [] for name in TABLE_NAMES}
-    orphan_records: list[pd.DataFrame] = []
-    for rank, quarter in enumerate(ordered):
-        in_quarter = (demo["rank"] == rank).to_numpy()
-        demo_fate = fate[in_quarter]
-        keep["DEMO"].append(demo_fate == KEPT)
-        # fate of each primaryid of this quarter: that of its surviving line, if any survived step 2
-        ids = demo.loc[in_quarter, "primaryid"].to_numpy()
-        survivor = demo_fate != DUPLICATE
-        pid_fate = pd.Series(demo_fate[survivor], index=ids[survivor])
-        pid_fate = pid_fate[~pid_fate.index.duplicated(keep="last")]
-        all_ids = pd.Index(ids)
-        for name in CHILD_TABLES:
-            frame = quarter.tables[name]
-            child_ids = frame["primaryid"]
-            child_fate = child_ids.map(pid_fate).fillna(DUPLICATE).to_numpy(dtype=np.int8, copy=True)
-            orphan = ~child_ids.isin(all_ids).to_numpy()
-            child_fate[orphan] = ORPHAN
-            if orphan.any():
-                orphan_records.append(
-                    _orphan_records(quarter, name, frame.loc[orphan, ["primaryid", "line_number"]])
-                )
-            keep[name].append(child_fate == KEPT)
-            counts = np.bincount(child_fate, minlength=len(_FATES))
-            for code, step in enumerate(_FATES[1:], start=1):
-                removed[step][name] += int(counts[code])
-    counts = np.bincount(fate, minlength=len(_FATES))
+    demo_ids = quarter.tables["DEMO"]["primaryid"].to_numpy()
+    if len(demo_ids) != len(demo_fate):
+        raise ValueError(f"{quarter.quarter}: {len(demo_fate)} DEMO fates for {len(demo_ids)} DEMO lines")
+    keep = {"DEMO": demo_fate == KEPT}
+    counts = np.bincount(demo_fate, minlength=len(_FATES))
     for code, step in enumerate(_FATES[1:], start=1):
         removed[step]["DEMO"] += int(counts[code])
+    # fate of each primaryid of this quarter: that of its surviving line, if any survived step 2
+    survivor = demo_fate != DUPLICATE
+    pid_fate = pd.Series(demo_fate[survivor], index=demo_ids[survivor])
+    pid_fate = pid_fate[~pid_fate.index.duplicated(keep="last")]
+    all_ids = pd.Index(demo_ids)
+    orphan_records: list[pd.DataFrame] = []
+    for name in CHILD_TABLES:
+        frame = quarter.tables[name]
+        child_ids = frame["primaryid"]
+        child_fate = child_ids.map(pid_fate).fillna(DUPLICATE).to_numpy(dtype=np.int8, copy=True)
+        orphan = ~child_ids.isin(all_ids).to_numpy()
+        child_fate[orphan] = ORPHAN
+        if orphan.any():
+            orphan_records.append(
+                _orphan_records(quarter, name, frame.loc[orphan, ["primaryid", "line_number"]])
+            )
+        keep[name] = child_fate == KEPT
+        counts = np.bincount(child_fate, minlength=len(_FATES))
+        for code, step in enumerate(_FATES[1:], start=1):
+            removed[step][name] += int(counts[code])
+    return keep, removed, orphan_records
 
+
+def deleted_caseids_of(quarters: Iterable[RawQuarter], extra: Iterable[int] = ()) -> set[int]:
+    deleted = set(extra)
+    for quarter in quarters:
+        deleted.update(quarter.deleted_caseids)
+    return deleted
+
+
+def dedup_quarter(quarter: RawQuarter, fates: CaseFates) -> DedupResult:
+    """The result for one quarter of a multi-quarter deduplication (see `case_fates`)."""
+    keep, removed, orphans = apply_fates(quarter, fates.for_quarter(quarter.quarter))
+    return DedupResult(
+        quarters=[quarter],
+        keep={name: [mask] for name, mask in keep.items()},
+        removed=removed,
+        loaded={name: len(quarter.tables[name]) for name in TABLE_NAMES},
+        quarantine=quarantine_frame(pd.concat(orphans, ignore_index=True))
+        if orphans
+        else quarantine_frame([]),
+        deleted_caseids=fates.deleted_caseids,
+    )
+
+
+def deduplicate(quarters: Sequence[RawQuarter], deleted_caseids: Iterable[int] = ()) -> DedupResult:
+    """Deduplicate the quarters together; `deleted_caseids` adds to the lists inside the zips."""
+    if not quarters:
+        raise ValueError("deduplicate needs at least one quarter")
+    labels = [q.quarter for q in quarters]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"quarter loaded twice: {sorted(labels)}")
+    ordered = sorted(quarters, key=lambda q: q.quarter)
+    fates = case_fates(
+        {q.quarter: q.tables["DEMO"] for q in ordered}, deleted_caseids_of(ordered, deleted_caseids)
+    )
+    removed = {step: dict.fromkeys(TABLE_NAMES, 0) for step in DEDUP_STEPS}
+    keep: dict[str, list[np.ndarray]] = {name: [] for name in TABLE_NAMES}
+    orphan_records: list[pd.DataFrame] = []
+    for quarter in ordered:
+        masks, quarter_removed, orphans = apply_fates(quarter, fates.for_quarter(quarter.quarter))
+        for name, mask in masks.items():
+            keep[name].append(mask)
+        for step, tables in quarter_removed.items():
+            for name, count in tables.items():
+                removed[step][name] += count
+        orphan_records.extend(orphans)
     quarantine = (
         quarantine_frame(pd.concat(orphan_records, ignore_index=True))
         if orphan_records
@@ -203,7 +264,7 @@ def deduplicate(quarters: Sequence[RawQuarter], deleted_caseids: Iterable[int] =
         quarters=list(ordered),
         keep=keep,
         removed=removed,
-        loaded=loaded,
+        loaded={name: sum(len(q.tables[name]) for q in ordered) for name in TABLE_NAMES},
         quarantine=quarantine,
-        deleted_caseids=len(deleted),
+        deleted_caseids=fates.deleted_caseids,
     )

@@ -21,14 +21,31 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from extractors.faers_ascii.dedup import DEDUP_STEPS, DedupResult, deduplicate
+from extractors.faers_ascii.dedup import (
+    DEDUP_STEPS,
+    DEMO_KEY_COLUMNS,
+    CaseFates,
+    DedupResult,
+    case_fates,
+    dedup_quarter,
+    deleted_caseids_of,
+)
 from extractors.faers_ascii.layout import TABLE_NAMES
-from extractors.faers_ascii.normalize import SOURCE, FaersBatch, normalize_faers
+from extractors.faers_ascii.normalize import (
+    DEMO_COLUMNS,
+    DRUG_COLUMNS,
+    REAC_COLUMNS,
+    SOURCE,
+    FaersBatch,
+    normalize_faers,
+)
 from extractors.faers_ascii.reader import (
     BadDates,
     RawQuarter,
     TableLoad,
+    quarantine_frame,
     read_deleted_case_files,
     read_quarter,
 )
@@ -36,6 +53,8 @@ from pv.settings import DEFAULT_DRUGS_FILE
 from pv.storage import atomic_write_json, atomic_write_parquet, replace_partition
 
 CANONICAL_TABLES = ("reports", "drugs", "reactions")
+# Columns the canonical mapping reads (OUTC, RPSR, THER, INDI are staged whole).
+PIPELINE_COLUMNS = {"DEMO": DEMO_COLUMNS, "DRUG": DRUG_COLUMNS, "REAC": REAC_COLUMNS}
 
 
 def source_dir(data_dir: str | Path, stage: str, quarter: str, source: str = SOURCE) -> Path:
@@ -103,14 +122,23 @@ def write_raw_quarter(quarter: RawQuarter, data_dir: str | Path) -> Path:
     return final
 
 
-def read_raw_quarter(raw_dir: str | Path) -> RawQuarter:
+def read_raw_quarter(
+    raw_dir: str | Path, *, columns: Mapping[str, Sequence[str]] | None = None
+) -> RawQuarter:
+    """A raw partition back in memory; `columns` limits the columns read per table (others: all)."""
     raw_dir = Path(raw_dir)
     meta = json.loads((raw_dir / "load.json").read_text(encoding="utf-8"))
+    tables = {}
+    for table in TABLE_NAMES:
+        path = raw_dir / f"{table.lower()}.parquet"
+        wanted = (columns or {}).get(table)
+        present = None if wanted is None else [c for c in wanted if c in pq.read_schema(path).names]
+        tables[table] = pd.read_parquet(path, columns=present)
     return RawQuarter(
         quarter=meta["quarter"],
         era=meta["era"],
         source=meta["source"],
-        tables={table: pd.read_parquet(raw_dir / f"{table.lower()}.parquet") for table in TABLE_NAMES},
+        tables=tables,
         loads={table: TableLoad(**load) for table, load in meta["loads"].items()},
         quarantine=pd.read_parquet(raw_dir / "quarantine.parquet"),
         deleted_caseids=list(meta["deleted_caseids"]),
@@ -127,30 +155,53 @@ def extract_quarter(location: str | Path, data_dir: str | Path, *, bad_dates: Ba
 # ------------------------------------------------------------------------------------------- staged
 
 
-def accounting(quarters: Sequence[RawQuarter], result: DedupResult, batch: FaersBatch) -> dict[str, Any]:
-    """Per table: every data line is blank, quarantined, removed by one dedup step, or kept."""
+def accounting(quarter: RawQuarter, result: DedupResult, batch: FaersBatch) -> dict[str, Any]:
+    """Per table of one quarter: every data line is blank, quarantined, removed by one dedup step, or kept."""
     tables: dict[str, dict[str, int]] = {}
+    kept = result.kept()
     for table in TABLE_NAMES:
-        loads = [q.loads[table] for q in quarters]
+        load = quarter.loads[table]
         row = {
-            "data_lines": sum(load.data_lines for load in loads),
-            "blank": sum(load.blank for load in loads),
-            "quarantined": sum(load.quarantined for load in loads),
-            "repaired": sum(load.repaired for load in loads),
-            "loaded": sum(load.loaded for load in loads),
+            "data_lines": load.data_lines,
+            "blank": load.blank,
+            "quarantined": load.quarantined,
+            "repaired": load.repaired,
+            "loaded": load.loaded,
         }
         for step in DEDUP_STEPS:
             row[step] = result.removed[step][table]
-        row["kept"] = result.kept()[table]
+        row["kept"] = kept[table]
         accounted = row["blank"] + row["quarantined"] + sum(row[s] for s in DEDUP_STEPS) + row["kept"]
         row["balanced"] = int(accounted == row["data_lines"])
         tables[table] = row
-    return {
-        "quarters": [q.quarter for q in quarters],
-        "deleted_caseids": result.deleted_caseids,
-        "tables": tables,
-        "canonical": batch.stats,
-    }
+    return {"quarter": quarter.quarter, "tables": tables, "canonical": batch.stats}
+
+
+def _stage_one(
+    quarter: RawQuarter, fates: CaseFates, data_dir: str | Path, drug_config: Mapping[str, Any]
+) -> str:
+    """Apply the run's case fates to one quarter, map it, write its partition (its tables are consumed)."""
+    result = dedup_quarter(quarter, fates)
+    batch = normalize_faers(result, drug_config=drug_config, release_raw=True)
+    summary = accounting(quarter, result, batch)
+    final = source_dir(data_dir, "staged", quarter.quarter)
+    with replace_partition(final) as scratch:
+        for name in CANONICAL_TABLES:
+            atomic_write_parquet(scratch / f"{name}.parquet", getattr(batch, name))
+        for name, frame in batch.extras.items():
+            atomic_write_parquet(scratch / f"{name}.parquet", frame)
+        quarantine = pd.concat([quarter.quarantine, result.quarantine, batch.quarantine], ignore_index=True)
+        atomic_write_parquet(scratch / "quarantine.parquet", quarantine_frame(quarantine))
+        atomic_write_json(
+            scratch / "accounting.json",
+            {
+                **summary,
+                "deduplicated_with": list(fates.quarters),
+                "deleted_caseids": fates.deleted_caseids,
+                "loads": {t: load.to_dict() for t, load in quarter.loads.items()},
+            },
+        )
+    return str(final)
 
 
 def ingest(
@@ -160,48 +211,18 @@ def ingest(
     deleted_caseids: Iterable[int] = (),
     drug_config: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Deduplicate and normalize the quarters together; write one staged partition per quarter."""
-    result = deduplicate(quarters, deleted_caseids)
-    files = {(q.quarter, table): load.source_file for q in quarters for table, load in q.loads.items()}
-    batch = normalize_faers(
-        result, drug_config=drug_config or drug_config_mapping(), source_files=files, release_raw=True
-    )
-    summary = accounting(quarters, result, batch)
+    """Deduplicate the quarters together and write one staged partition per quarter.
 
-    ids_by_quarter = {
-        q.quarter: pd.Index(batch.reports.loc[batch.reports["data_version"] == q.quarter, "safetyreportid"])
-        for q in quarters
-    }
-    quarter_of_file = {source_file: q for (q, _), source_file in files.items()}
-    quarantine = pd.concat(
-        [*(q.quarantine for q in quarters), result.quarantine, batch.quarantine], ignore_index=True
+    The quarters' tables are consumed (emptied) as each partition is written.
+    """
+    labels = [q.quarter for q in quarters]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"quarter loaded twice: {sorted(labels)}")
+    config = drug_config or drug_config_mapping()
+    fates = case_fates(
+        {q.quarter: q.tables["DEMO"] for q in quarters}, deleted_caseids_of(quarters, deleted_caseids)
     )
-    quarantine_quarter = quarantine["source_file"].map(quarter_of_file)
-    out: list[str] = []
-    for q in quarters:
-        final = source_dir(data_dir, "staged", q.quarter)
-        with replace_partition(final) as scratch:
-            for name in CANONICAL_TABLES:
-                frame = getattr(batch, name)
-                part = frame[frame["safetyreportid"].isin(ids_by_quarter[q.quarter])].reset_index(drop=True)
-                atomic_write_parquet(scratch / f"{name}.parquet", part)
-            for name, frame in batch.extras.items():
-                part = frame[frame["quarter"] == q.quarter].reset_index(drop=True)
-                atomic_write_parquet(scratch / f"{name}.parquet", part)
-            atomic_write_parquet(
-                scratch / "quarantine.parquet",
-                quarantine[quarantine_quarter == q.quarter].reset_index(drop=True),
-            )
-            atomic_write_json(
-                scratch / "accounting.json",
-                {
-                    **summary,
-                    "quarter": q.quarter,
-                    "loads": {t: load.to_dict() for t, load in q.loads.items()},
-                },
-            )
-        out.append(str(final))
-    return out
+    return [_stage_one(q, fates, data_dir, config) for q in sorted(quarters, key=lambda q: q.quarter)]
 
 
 def stage_quarters(
@@ -211,8 +232,30 @@ def stage_quarters(
     deleted_case_files: Sequence[str | Path] = (),
     drug_config: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """DAG step: raw partitions -> staged partitions (dedup across all of them)."""
-    quarters = [read_raw_quarter(d) for d in raw_dirs]
+    """DAG step: raw partitions -> staged partitions, deduplicated across all of them.
+
+    Two passes keep memory at one quarter plus the DEMO keys of all: the case fates are decided
+    from DEMO keys, then each quarter is loaded (only the columns the mapping needs), mapped and
+    written in turn.
+    """
+    dirs = [Path(d) for d in raw_dirs]
+    metas = {d: json.loads((d / "load.json").read_text(encoding="utf-8")) for d in dirs}
+    labels = [m["quarter"] for m in metas.values()]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"quarter given twice: {sorted(labels)}")
     downloads = Path(data_dir) / "downloads" / f"source={SOURCE}"
-    deleted = read_deleted_case_files([fetch(str(f), downloads) for f in deleted_case_files])
-    return ingest(quarters, data_dir, deleted_caseids=deleted, drug_config=drug_config)
+    deleted = set(read_deleted_case_files([fetch(str(f), downloads) for f in deleted_case_files]))
+    for meta in metas.values():
+        deleted.update(meta["deleted_caseids"])
+    demos = {}
+    for d, meta in metas.items():
+        path = d / "demo.parquet"
+        names = pq.read_schema(path).names
+        demos[meta["quarter"]] = pd.read_parquet(path, columns=[c for c in DEMO_KEY_COLUMNS if c in names])
+    fates = case_fates(demos, deleted)
+    del demos
+    config = drug_config or drug_config_mapping()
+    ordered = sorted(dirs, key=lambda d: metas[d]["quarter"])
+    return [
+        _stage_one(read_raw_quarter(d, columns=PIPELINE_COLUMNS), fates, data_dir, config) for d in ordered
+    ]

@@ -64,7 +64,7 @@ def test_dag_runs_on_the_sample_quarters(airflow_db, tmp_path):
             (staged / "source=faers_ascii" / f"quarter={quarter}" / "accounting.json").read_text()
         )
         assert all(row["balanced"] for row in accounting["tables"].values())
-        assert accounting["tables"]["DEMO"]["kept"] == 200
+        assert accounting["tables"]["DEMO"]["kept"] == 100
     bulk_reports = pd.read_parquet(
         staged / "source=openfda_bulk" / "quarter=2014Q1" / "part=0001-of-0001" / "reports.parquet"
     )
