@@ -73,7 +73,11 @@ class DedupResult:
                 continue
             self.released[name] = int(sum(int(mask.sum()) for mask in self.keep[name]))
             for quarter in self.quarters:
-                quarter.tables[name] = quarter.tables[name].iloc[0:0]
+                frame = quarter.tables[name]
+                # a fresh empty frame: an empty slice would keep the Arrow buffers alive
+                quarter.tables[name] = pd.DataFrame(
+                    {c: pd.Series([], dtype=frame[c].dtype) for c in frame.columns}
+                )
             self.keep[name] = [np.zeros(0, dtype=bool) for _ in self.quarters]
 
     def kept(self) -> dict[str, int]:
