@@ -181,7 +181,10 @@ def fetch_search(
         fetched = sum(p["records"] for p in progress["pages"])
         if response.status == 404:
             if number == 1:
-                progress.update(total=0, done=True, first_url=response.url_redacted)
+                # An empty window still belongs to a data version: record it, or a rerun could never
+                # tell that nothing changed and would fetch the window again.
+                version = expected_last_updated or probe(client)[0]
+                progress.update(total=0, done=True, first_url=response.url_redacted, last_updated=version)
                 first_url = response.url_redacted
                 break
             if fetched == progress["total"]:  # a full last page still carries a Link; its target is empty
