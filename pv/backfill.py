@@ -648,6 +648,15 @@ def summary_lines(outcome: BackfillOutcome) -> list[str]:
 # ------------------------------------------------------------------------------------------- command
 
 
+def _username() -> str:
+    """PV_AIRFLOW_USERNAME, else the first SimpleAuthManager user ("name:role,..."), else admin."""
+    if os.environ.get("PV_AIRFLOW_USERNAME"):
+        return os.environ["PV_AIRFLOW_USERNAME"]
+    users = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "")
+    first = users.split(",")[0].split(":")[0].strip()
+    return first or DEFAULT_USERNAME
+
+
 def _password(username: str) -> str | None:
     """PV_AIRFLOW_PASSWORD, else the SimpleAuthManager passwords file (set, or the generated one)."""
     if os.environ.get("PV_AIRFLOW_PASSWORD"):
@@ -683,7 +692,7 @@ def choose_driver(api_url: str | None, *, force_cli: bool = False) -> BackfillDr
     if not url and _api_answers(DEFAULT_LOCAL_API_URL):
         url = DEFAULT_LOCAL_API_URL
     if url:
-        username = os.environ.get("PV_AIRFLOW_USERNAME", DEFAULT_USERNAME)
+        username = _username()
         return RestDriver(url, username, _password(username))
     return CliDriver()
 

@@ -199,3 +199,13 @@ def test_an_unreachable_api_server_is_reported_not_raised(capsys: pytest.Capture
     code = main(["backfill", "--from", "2025-01-06", "--to", "2025-01-13", "--api-url", "http://127.0.0.1:9"])
     assert code == backfill.EXIT_NOT_STARTED
     assert "127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_username_defaults_to_the_simple_auth_manager_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PV_AIRFLOW_USERNAME", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "analyst:admin,viewer:viewer")
+    assert backfill._username() == "analyst"
+    monkeypatch.delenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS")
+    assert backfill._username() == "admin"
+    monkeypatch.setenv("PV_AIRFLOW_USERNAME", "ops")
+    assert backfill._username() == "ops"
