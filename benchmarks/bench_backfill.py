@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,8 @@ def measure(mode: str, weeks: int, max_active_runs: int, executor: str, rerun: b
                       f"{figures['source_requests']} requests {dict(kinds)}", flush=True)
         finally:
             deployment.stop()
+            if not os.environ.get("PV_BENCH_KEEP"):
+                shutil.rmtree(root, ignore_errors=True)
     return results
 
 
