@@ -29,6 +29,9 @@ class Settings:
     rate_limit_per_minute: int = 240
     daily_quota: int | None = None
     refresh: bool = False
+    # How long openFDA's meta.last_updated, once asked, is trusted without asking again. openFDA
+    # changes it quarterly; within this window reruns and backfills of fetched data send no request.
+    data_version_ttl_hours: float = 24.0
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -64,4 +67,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         rate_limit_per_minute=int(env.get("PV_RATE_LIMIT_PER_MINUTE", "240")),
         daily_quota=int(quota) if quota else None,
         refresh=env.get("PV_REFRESH", "").lower() in {"1", "true", "yes"},
+        data_version_ttl_hours=float(env.get("PV_DATA_VERSION_TTL_HOURS", "24")),
     )

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -120,6 +121,50 @@ def probe(client: DrugEventClient, search: str | None = None) -> tuple[str | Non
         return None, 0
     meta = _meta(response, "limit=0 probe")
     return str(meta["last_updated"]), int(meta["results"]["total"])
+
+
+def _version_memo_path(settings: Settings) -> Path:
+    origin = settings.openfda_base_url if settings.is_live else str(settings.sample_path)
+    key = hashlib.sha256(f"{settings.source}|{origin}".encode()).hexdigest()[:16]
+    return Path(settings.data_dir) / "openfda" / f"data_version-{key}.json"
+
+
+def known_data_version(settings: Settings) -> str | None:
+    """The data version remembered within `data_version_ttl_hours`, or None (costs no request)."""
+    ttl_seconds = settings.data_version_ttl_hours * 3600
+    if settings.refresh or ttl_seconds <= 0:
+        return None
+    memo = _read_json(_version_memo_path(settings))
+    if memo and time.time() - float(memo.get("checked_at", 0)) < ttl_seconds:
+        return str(memo["last_updated"])
+    return None
+
+
+def remember_data_version(settings: Settings, version: str | None) -> None:
+    if version:
+        atomic_write_json(
+            _version_memo_path(settings), {"last_updated": version, "checked_at": time.time(), "checked_at_utc": _now()}
+        )
+
+
+def current_data_version(settings: Settings, client: DrugEventClient) -> str:
+    """openFDA's meta.last_updated, asked at most once per `data_version_ttl_hours` across all runs.
+
+    Every reuse decision (window, history, background counts) hinges on the data version; asking for it
+    on each reuse would make a backfill over fetched weeks send requests anyway.
+    """
+    version = known_data_version(settings)
+    if version is None:
+        version, _ = probe(client)
+        if version is None:
+            raise ExtractionError("openFDA returned no meta.last_updated for the whole dataset")
+        remember_data_version(settings, version)
+    return version
+
+
+def forget_data_version(settings: Settings) -> None:
+    """Drop the memo after a page showed another version, so the task's retry asks afresh."""
+    _version_memo_path(settings).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -338,13 +383,24 @@ def extract_window(
     with partition_lock(final):
         if not (refresh or settings.refresh):
             manifest = completed_manifest(final, search)
-            if manifest is not None and manifest.get("last_updated") is not None:
-                current, _ = probe(client)
-                if current == manifest["last_updated"]:
-                    log.info("reusing %s (last_updated %s)", final, current)
-                    return final
-        fetch_search(client, search, final, describe=describe)
+            if manifest is not None and manifest.get("last_updated") == current_data_version(settings, client):
+                log.info("reusing %s (last_updated %s)", final, manifest["last_updated"])
+                return final
+        # A first fetch learns the version from its own pages: no extra request.
+        _fetch_in_version(settings, client, search, final, describe, known_data_version(settings))
     return final
+
+
+def _fetch_in_version(
+    settings: Settings, client: DrugEventClient, search: str, final: Path, describe: dict[str, Any], version: str | None
+) -> FetchResult:
+    try:
+        result = fetch_search(client, search, final, describe=describe, expected_last_updated=version)
+    except DataVersionChanged:
+        forget_data_version(settings)
+        raise
+    remember_data_version(settings, _read_json(final / "manifest.json").get("last_updated"))
+    return result
 
 
 def history_dir(settings: Settings, last_updated: str) -> Path:
@@ -359,11 +415,7 @@ def extract_history(settings: Settings, end: datetime, *, client: DrugEventClien
     """
     client = client or make_client(settings)
     search = drug_search(load_drug_config(settings))
-    last_updated, total = probe(client, search)
-    if last_updated is None:
-        last_updated, _ = probe(client)
-    if last_updated is None:
-        raise ExtractionError("openFDA returned no meta.last_updated for the whole dataset")
+    last_updated = current_data_version(settings, client)
     final = history_dir(settings, last_updated)
     describe = {
         "kind": "history",
@@ -372,13 +424,12 @@ def extract_history(settings: Settings, end: datetime, *, client: DrugEventClien
         "fetched_for_end": end.isoformat(),
         "note": "every receivedate of this data version; each run keeps the reports received before its "
         "interval end (receivedate <= end.date() - 1 day)",
-        "probe_total": total,
     }
     with partition_lock(final):
         if not settings.refresh and completed_manifest(final, search) is not None:
             log.info("reusing history %s", final)
             return final
-        fetch_search(client, search, final, describe=describe, expected_last_updated=last_updated)
+        _fetch_in_version(settings, client, search, final, describe, last_updated)
     return final
 
 
@@ -438,12 +489,19 @@ def extract_background_counts(
     client = client or make_client(settings)
     wanted = sorted({str(t) for t in terms if str(t).strip()})
     before = received_before(end)
+    known = known_data_version(settings)
+    if known is not None:
+        cached = _read_json(background_dir(settings, end, known) / "counts.json")
+        if cached and cached.get("complete") and set(wanted) <= set(cached["event_counts"]):
+            log.info("reusing background counts for %s (data version %s)", end, known)
+            return background_dir(settings, end, known) / "counts.json"
     call = _RecordingCaller(client)
     total_reports = call.total("total_reports", before)
     if call.last_updated is None:  # nothing received before end: the version comes from the whole set
         call("version_probe", {"limit": "0"})
     if call.last_updated is None:
         raise ExtractionError("openFDA returned no meta.last_updated for the whole dataset")
+    remember_data_version(settings, call.last_updated)
     final = background_dir(settings, end, call.last_updated)
     with partition_lock(final):
         cached = _read_json(final / "counts.json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -99,8 +100,11 @@ def test_completed_window_is_reused_unless_refresh(offline_settings):
     stamp = json.loads((first / "manifest.json").read_text())["retrieved_at"]
     calls = len(client.calls)
     again = extract_window(offline_settings, MARCH_START, MARCH_END, client=client)
-    assert again == first and client.calls[calls:] == [{"limit": "0"}]  # one version probe, no pages
+    assert again == first and client.calls[calls:] == []  # data version remembered: no request at all
     assert json.loads((again / "manifest.json").read_text())["retrieved_at"] == stamp
+    stale = dataclasses.replace(offline_settings, data_version_ttl_hours=0)
+    assert extract_window(stale, MARCH_START, MARCH_END, client=client) == first
+    assert client.calls[calls:] == [{"limit": "0"}]  # memo expired: one version probe, still no pages
     extract_window(offline_settings, MARCH_START, MARCH_END, client=client, refresh=True)
     assert client.calls[-1]["limit"] == "1000"
 
@@ -113,7 +117,10 @@ def test_history_is_cached_per_data_version(offline_settings, real_reports):
     assert client.calls[0]["limit"] == "0"
     calls = len(client.calls)
     again = extract_history(offline_settings, datetime(2014, 3, 17, 6, tzinfo=UTC), client=client)
-    assert again == directory and len(client.calls) == calls + 1 and client.calls[-1]["limit"] == "0"
+    assert again == directory and len(client.calls) == calls  # version remembered: no request
+    stale = dataclasses.replace(offline_settings, data_version_ttl_hours=0)
+    assert extract_history(stale, datetime(2014, 3, 24, 6, tzinfo=UTC), client=client) == directory
+    assert len(client.calls) == calls + 1 and client.calls[-1] == {"limit": "0"}
 
 
 def test_background_counts_exact_for_top_and_batched_terms(offline_settings, real_reports, monkeypatch):
@@ -139,7 +146,10 @@ def test_background_counts_exact_for_top_and_batched_terms(offline_settings, rea
     # cached per (end, last_updated)
     client = CountingOffline(offline_settings.sample_path)
     assert extract_background_counts(offline_settings, end, terms[:3], client=client) == path
-    assert len(client.calls) == 1
+    assert client.calls == []  # data version remembered: no request
+    stale = dataclasses.replace(offline_settings, data_version_ttl_hours=0)
+    assert extract_background_counts(stale, end, terms[:3], client=client) == path
+    assert len(client.calls) == 1  # the totals request tells the version; the counts are reused
 
 
 def test_mismatched_total_raises_naming_the_numbers(offline_settings, monkeypatch):
