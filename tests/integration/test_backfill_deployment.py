@@ -241,11 +241,6 @@ def test_reprocessing_a_fetched_range_downloads_no_data(second_pass: BackfillPas
     assert not downloads, f"the rerun downloaded data again: {downloads[:3]}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the extractor re-reads meta.last_updated with a limit=0 request per reused window, history and background "
-    "counts (docs/extractor.md, 'Resume and reuse'), and refetches windows whose first page was a 404 (their "
-    "manifest has no last_updated): 3 requests per week; zero needs a data-version memo in the extractor"
-))
 def test_reprocessing_a_fetched_range_makes_no_source_request(second_pass: BackfillPass) -> None:
     assert second_pass.requests_after == second_pass.requests_before, (
         f"{len(second_pass.new_requests)} requests: {second_pass.new_requests[:6]}"
