@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +45,24 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     target = tmp_path / "var"
     monkeypatch.setenv("PV_DATA_DIR", str(target))
     return target
+
+
+_REPORT_WORLD = PROJECT_ROOT / "tests" / "data" / "report" / "fixtures.py"
+
+
+@pytest.fixture(scope="session")
+def world() -> Any:
+    """The tiny known world of tests/data/report/fixtures.py (claims, report and publish tests)."""
+    name = "pv_report_world"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _REPORT_WORLD)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def world_runs(world: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Stage runs on the fixture world, once per session (publishing runs GX)."""
+    return world.world_runs(tmp_path_factory.getbasetemp() / "report-world")
