@@ -104,7 +104,8 @@ def measure(mode: str, weeks: int, max_active_runs: int, executor: str, rerun: b
     with OpenFDATestServer(Engine.from_file(BUNDLED_SAMPLE)) as server:
         extra_env = {"PV_DATA_DIR": str(root / "data"), "PV_SOURCE": "openfda", "OPENFDA_BASE_URL": server.url,
                      "PV_RATE_LIMIT_PER_MINUTE": os.environ.get("PV_RATE_LIMIT_PER_MINUTE", "240"),
-                     "OPENFDA_API_KEY": "", "PV_ALERT_EMAIL": ""}
+                     # The test server is not openFDA: no anonymous 1,000/day quota (a year needs ~2,000).
+                     "PV_DAILY_QUOTA": "1000000", "OPENFDA_API_KEY": "", "PV_ALERT_EMAIL": ""}
         deployment = LocalDeployment(root / "stack", executor=executor, extra_env=extra_env)
         print(f"== {mode}: starting PostgreSQL + Airflow ({executor}) ...", flush=True)
         deployment.start(ready_timeout=240)

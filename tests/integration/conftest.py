@@ -64,6 +64,7 @@ def deployment(local_binaries, openfda_server, deployment_root: Path) -> Iterato
         "PV_SOURCE": "openfda",
         "OPENFDA_BASE_URL": openfda_server.url,
         "PV_RATE_LIMIT_PER_MINUTE": "60000",
+        "PV_DAILY_QUOTA": "1000000",  # the test server is not openFDA: no anonymous 1,000/day quota
         "OPENFDA_API_KEY": "",
         "PV_ALERT_EMAIL": "",
     }
