@@ -7,8 +7,8 @@ dag-processor (+ Celery worker) as processes, openFDA served by the local test s
    same 8 weeks run one by one with `dag.test()` into another data directory: the published signals and
    claims tables are identical.
 3. `pv backfill --reprocess-behavior completed --cli` over the same weeks (through the airflow CLI and the
-   metadata DB; it waits for Airflow to close the first backfill) reruns every week, fetches no data and
-   publishes the same tables again.
+   metadata DB; it waits for Airflow to close the first backfill) reruns every week, sends openFDA no
+   request at all (the test server's counter is unchanged) and publishes the same tables again.
 """
 
 from __future__ import annotations
@@ -242,6 +242,7 @@ def test_reprocessing_a_fetched_range_downloads_no_data(second_pass: BackfillPas
 
 
 def test_reprocessing_a_fetched_range_makes_no_source_request(second_pass: BackfillPass) -> None:
+    """The extractor remembers the data version (PV_DATA_VERSION_TTL_HOURS): not even a limit=0 probe."""
     assert second_pass.requests_after == second_pass.requests_before, (
         f"{len(second_pass.new_requests)} requests: {second_pass.new_requests[:6]}"
     )
