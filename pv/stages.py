@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,10 @@ def read_manifest(raw_dir: Path) -> dict:
 
 
 def last_day_before(end: datetime) -> str:
-    """receivedate is a day: the interval [.., end) covers days up to end's date minus one."""
-    return (end.date() - timedelta(days=1)).strftime("%Y%m%d")
+    """receivedate cutoff (YYYYMMDD) of the reports received before `end`: the day the API query ends on."""
+    from extractors.openfda.query import last_day_before as last_receivedate
+
+    return f"{last_receivedate(end):%Y%m%d}"
 
 
 def _receivedate(record: dict) -> str:
@@ -186,7 +188,7 @@ def normalize(settings: Settings, start: datetime, end: datetime, extracted: dic
     drug_config = dataclasses.asdict(load_drug_config(settings))
     data_version = str(extracted["data_version"])
     source = _source_name(settings)
-    cutoff = last_day_before(end)  # the day before end, as extractors.openfda.query.received_before
+    cutoff = last_day_before(end)
     window_batch = normalize_openfda_reports(
         iter_raw_records(Path(extracted["window_dir"])), source=source, data_version=data_version, drug_config=drug_config
     )

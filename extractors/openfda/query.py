@@ -109,9 +109,14 @@ def receivedate_window(start: datetime, end: datetime) -> str:
     return receivedate_range(*window_days(start, end))
 
 
+def last_day_before(end: datetime) -> date:
+    """The last receivedate day of anything received before `end` (UTC), as the windows count days."""
+    return _utc_day(end) - timedelta(days=1)
+
+
 def received_before(end: datetime) -> str:
     """Every report received on a day before end.date(), consistent with receivedate_window."""
-    return receivedate_range(EARLIEST_RECEIVEDATE, _utc_day(end) - timedelta(days=1))
+    return receivedate_range(EARLIEST_RECEIVEDATE, last_day_before(end))
 
 
 def window_search(drug_config: DrugConfig, start: datetime, end: datetime) -> str:
